@@ -1,0 +1,72 @@
+"""Architecture hyperparameters of a Llama-2 decoder, and the formulas derived from them."""
+
+import dataclasses
+
+import jax.numpy as jnp
+
+REMAT_POLICIES = ("none", "full", "save_dots")
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+@dataclasses.dataclass(frozen=True)
+class LlamaConfig:
+    vocab_size: int
+    num_layers: int
+    hidden: int
+    ffn: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int = 0  # 0 means hidden // num_heads.
+    vocab_multiple: int = 128  # Embedding rows are padded to a multiple of this.
+    rope_theta: float = 10_000.0
+    norm_eps: float = 1e-5
+    tie_embeddings: bool = False
+    init_std: float = 0.02
+    scaled_embed: bool = False  # "Spike No More": multiply embeddings by sqrt(hidden).
+    dtype: str = "float32"  # Compute dtype; parameters are always float32.
+    remat: str = "full"
+    scan: bool = True
+
+    @classmethod
+    def from_dict(cls, d) -> "LlamaConfig":
+        return cls(**dict(d))
+
+    @property
+    def dh(self) -> int:
+        return self.head_dim or self.hidden // self.num_heads
+
+    @property
+    def padded_vocab(self) -> int:
+        m = self.vocab_multiple
+        return -(-self.vocab_size // m) * m
+
+    @property
+    def compute_dtype(self):
+        return DTYPES[self.dtype]
+
+    def layer_params(self) -> int:
+        attn = self.hidden * self.dh * (2 * self.num_heads + 2 * self.num_kv_heads)
+        return attn + 3 * self.hidden * self.ffn + 2 * self.hidden
+
+    def embedding_params(self) -> int:
+        copies = 1 if self.tie_embeddings else 2
+        return copies * self.padded_vocab * self.hidden
+
+    def num_params(self) -> int:
+        """All parameters, counted from the architecture (embeddings padded)."""
+        return self.embedding_params() + self.num_layers * self.layer_params() + self.hidden
+
+    def num_params_non_embedding(self) -> int:
+        return self.num_params() - self.embedding_params()
+
+    def flops_per_token(self, seq_len: int) -> float:
+        """Training FLOPs per token (forward + backward = 3x forward), PaLM-style.
+
+        Matmul FLOPs: 6 x parameters that take part in matmuls (all but the input
+        embedding lookup and the norm scales), plus causal-agnostic attention
+        scores and values: 12 x layers x heads x head_dim x seq_len.
+        """
+        matmul_params = self.num_layers * (self.layer_params() - 2 * self.hidden)
+        matmul_params += self.padded_vocab * self.hidden  # output head (tied or not)
+        attention = 12 * self.num_layers * self.num_heads * self.dh * seq_len
+        return 6 * matmul_params + attention
