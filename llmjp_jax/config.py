@@ -1,0 +1,97 @@
+"""The run configuration: defaults shared by every preset, and validation.
+
+A preset (configs/*.py) starts from `default_config()` and changes what it
+needs. `validate` runs once, before anything is allocated, and its errors name
+the setting to change.
+"""
+
+import math
+
+from ml_collections import ConfigDict, config_dict
+
+from llmjp_jax.model.config import DTYPES, REMAT_POLICIES, LlamaConfig
+from llmjp_jax.optim import DECAY_SHAPES, SCHEDULES, wsd_decay_start
+from llmjp_jax.parallel.mesh import resolve_degrees
+
+
+def default_config() -> ConfigDict:
+    c = ConfigDict()
+    c.model = dict(
+        vocab_size=32_000, vocab_multiple=128, num_layers=2, hidden=128, ffn=384,
+        num_heads=4, num_kv_heads=4, head_dim=0, rope_theta=10_000.0, norm_eps=1e-5,
+        tie_embeddings=False, init_std=0.02, scaled_embed=False, dtype="float32",
+        remat="full", scan=True)
+    c.optim = dict(
+        peak_lr=3e-4, min_lr_ratio=0.1, warmup_steps=100, schedule="cosine",
+        decay_steps=0, decay_shape="minus_sqrt", decay_start=config_dict.placeholder(int),
+        b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.1, clip_norm=1.0)
+    c.train = dict(
+        steps=1000, global_batch=8, seq_len=256, microbatches=1, z_loss=0.0, seed=0,
+        log_every=10, eval_every=100, eval_batches=4, checkpoint_every=100,
+        keep_last=3, keep_every=0, init_from=config_dict.placeholder(str))
+    c.data = dict(train_dir="runs/data/train", eval_dir=config_dict.placeholder(str))
+    c.mesh = dict(data=1, pipeline=1, fsdp=-1, tensor=1)
+    return c
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; the message names it."""
+
+
+def _check(ok: bool, message: str):
+    if not ok:
+        raise ConfigError(message)
+
+
+def validate(cfg: ConfigDict, num_devices: int, num_processes: int = 1) -> dict[str, int]:
+    """Raises ConfigError naming the setting to change; returns the mesh degrees."""
+    m, o, t = cfg.model, cfg.optim, cfg.train
+    try:
+        mc = LlamaConfig.from_dict(m)
+    except TypeError as e:
+        raise ConfigError(f"config.model: {e}") from e
+    _check(m.dtype in DTYPES, f"model.dtype={m.dtype!r}: choose one of {tuple(DTYPES)}.")
+    _check(m.remat in REMAT_POLICIES, f"model.remat={m.remat!r}: choose one of {REMAT_POLICIES}.")
+    _check(m.num_heads % m.num_kv_heads == 0,
+           f"model.num_kv_heads={m.num_kv_heads} must divide model.num_heads={m.num_heads}.")
+    _check(m.head_dim or m.hidden % m.num_heads == 0,
+           f"model.num_heads={m.num_heads} does not divide model.hidden={m.hidden}; set model.head_dim.")
+    _check(mc.dh % 2 == 0, f"head dimension {mc.dh} must be even for RoPE (model.head_dim).")
+    try:
+        degrees = resolve_degrees(cfg.mesh, num_devices)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    _check(degrees["pipeline"] == 1,
+           "mesh.pipeline > 1 is not supported yet; set --config.mesh.pipeline=1.")
+    tp, shards = degrees["tensor"], degrees["data"] * degrees["fsdp"]
+    for name, size in (("num_heads", m.num_heads), ("num_kv_heads", m.num_kv_heads), ("ffn", m.ffn)):
+        _check(size % tp == 0, f"mesh.tensor={tp} does not divide model.{name}={size}.")
+    _check(mc.padded_vocab % tp == 0,
+           f"mesh.tensor={tp} does not divide the padded vocabulary {mc.padded_vocab}; "
+           "raise model.vocab_multiple.")
+    _check(m.hidden % degrees["fsdp"] == 0,
+           f"mesh.fsdp={degrees['fsdp']} does not divide model.hidden={m.hidden}.")
+    _check(t.global_batch % t.microbatches == 0,
+           f"train.microbatches={t.microbatches} does not divide train.global_batch={t.global_batch}.")
+    micro = t.global_batch // t.microbatches
+    _check(micro % shards == 0,
+           f"A microbatch of {micro} sequences (train.global_batch / train.microbatches) cannot be "
+           f"split over mesh.data x mesh.fsdp = {shards} devices; change train.global_batch, "
+           "train.microbatches, mesh.data or mesh.fsdp.")
+    _check(t.global_batch % num_processes == 0,
+           f"train.global_batch={t.global_batch} is not divisible by the {num_processes} processes.")
+    _check(t.steps > 0 and t.log_every > 0 and t.checkpoint_every > 0,
+           "train.steps, train.log_every and train.checkpoint_every must be positive.")
+    _check(o.schedule in SCHEDULES, f"optim.schedule={o.schedule!r}: choose one of {SCHEDULES}.")
+    _check(0 <= o.warmup_steps <= t.steps,
+           f"optim.warmup_steps={o.warmup_steps} must lie within train.steps={t.steps}.")
+    if o.schedule == "wsd":
+        _check(o.decay_shape in DECAY_SHAPES,
+               f"optim.decay_shape={o.decay_shape!r}: choose one of {DECAY_SHAPES}.")
+        _check(o.decay_steps > 0, "optim.schedule='wsd' needs optim.decay_steps > 0.")
+        start = wsd_decay_start(o, t.steps)
+        _check(o.warmup_steps <= start,
+               f"The WSD decay would start at step {start}, before warmup ends at "
+               f"optim.warmup_steps={o.warmup_steps}; change optim.decay_steps or optim.decay_start.")
+    _check(math.isfinite(o.peak_lr) and o.peak_lr > 0, f"optim.peak_lr={o.peak_lr} must be positive.")
+    return degrees

@@ -1,0 +1,37 @@
+"""Shared builders for the LLM-jp preset files in configs/ (facts: shared notes, llm-jp.md)."""
+
+from llmjp_jax.config import default_config
+
+LLMJP3_TOKENS = 2.1e12
+SEQ_LEN = 4096
+
+
+def llmjp3(*, num_layers, hidden, ffn, num_heads, num_kv_heads, peak_lr, global_batch,
+           head_dim=0, tensor=1):
+    """LLM-jp-3: Llama-2, vocab 99,487 (padded to 99,584), warmup 2,000 + cosine to peak/10, 2.1T tokens."""
+    c = default_config()
+    c.model.update(vocab_size=99_487, num_layers=num_layers, hidden=hidden, ffn=ffn,
+                   num_heads=num_heads, num_kv_heads=num_kv_heads, head_dim=head_dim,
+                   rope_theta=10_000.0, norm_eps=1e-5, dtype="bfloat16", remat="full")
+    c.optim.update(peak_lr=peak_lr, min_lr_ratio=0.1, warmup_steps=2000, schedule="cosine")
+    c.train.update(global_batch=global_batch, seq_len=SEQ_LEN,
+                   steps=int(LLMJP3_TOKENS // (global_batch * SEQ_LEN)),
+                   log_every=10, eval_every=1000, checkpoint_every=1000, keep_every=50_000)
+    c.data.train_dir = "data/llmjp3/train"
+    c.mesh.update(data=1, pipeline=1, fsdp=-1, tensor=tensor)
+    return c
+
+
+def llmjp4(*, num_layers, hidden, ffn, num_heads, num_kv_heads):
+    """LLM-jp-4: GQA, RoPE theta 500k, RMSNorm eps 1e-6, WSD with 1-sqrt decay over 100k steps to 0."""
+    c = llmjp3(num_layers=num_layers, hidden=hidden, ffn=ffn, num_heads=num_heads,
+               num_kv_heads=num_kv_heads, peak_lr=3e-4, global_batch=1024)
+    c.model.update(rope_theta=500_000.0, norm_eps=1e-6)
+    # The base run keeps LR 3e-4 after warmup; decay runs branch from a
+    # stable-phase checkpoint (900k / 1.9M / 2.9M) and decay over 100k steps:
+    #   --config.train.init_from=BASE_RUN:2900000 --config.optim.decay_start=2900000
+    #   --config.train.steps=3000000
+    c.optim.update(schedule="wsd", decay_shape="minus_sqrt", decay_steps=100_000, min_lr_ratio=0.0)
+    c.train.steps = 3_000_000
+    c.data.train_dir = "data/llmjp4/train"
+    return c
