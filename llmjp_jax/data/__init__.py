@@ -1,0 +1,1 @@
+"""Tokenizer, tokenized ArrayRecord shards, and the Grain input pipeline."""

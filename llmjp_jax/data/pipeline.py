@@ -1,0 +1,60 @@
+"""Grain input pipeline: shuffled documents -> Megatron-style packed sequences -> batches.
+
+Documents (already `<s> ... </s>`) are concatenated and cut into rows of
+seq_len + 1 tokens (inputs and next-token targets), as Megatron and LLM-jp do.
+Each JAX process reads a disjoint slice of the documents. The iterator's state
+is small JSON and goes into every checkpoint, so a resumed run sees exactly the
+batches an uninterrupted run would.
+"""
+
+import itertools
+
+import grain
+import numpy as np
+
+from llmjp_jax.data.shards import decode_record, load_manifest, shard_paths
+
+
+def _documents(shard_dir: str, vocab_rows: int | None) -> grain.MapDataset:
+    manifest = load_manifest(shard_dir, vocab_rows)
+    source = grain.sources.ArrayRecordDataSource(shard_paths(shard_dir, manifest))
+    return grain.MapDataset.source(source).map(_decode)
+
+
+def _decode(record: bytes) -> dict[str, np.ndarray]:
+    tokens = decode_record(record)
+    return {"tokens": tokens, "real": np.ones_like(tokens)}
+
+
+def _full_row(row: dict[str, np.ndarray]) -> bool:
+    return bool(row["real"].all())
+
+
+def _pack(docs: grain.IterDataset, seq_len: int, batch: int) -> grain.IterDataset:
+    """Rows of seq_len + 1 tokens. At the end of a finite set the packer pads the
+    last row; `real` marks its padding, and such a row is dropped, not trained on."""
+    packed = grain.experimental.ConcatThenSplitIterDataset(
+        docs, length_struct={"tokens": seq_len + 1, "real": seq_len + 1})
+    rows = packed.filter(_full_row).map(lambda row: {"tokens": row["tokens"]})
+    return rows.batch(batch, drop_remainder=True)
+
+
+def train_dataset(shard_dir: str, seq_len: int, local_batch: int, seed: int,
+                  process_index: int = 0, process_count: int = 1,
+                  vocab_rows: int | None = None) -> grain.IterDataset:
+    """Endless batches {"tokens": int32[local_batch, seq_len + 1]} for one process."""
+    docs = _documents(shard_dir, vocab_rows)[process_index::process_count]
+    docs = docs.seed(seed).shuffle().repeat(None)
+    return _pack(docs.to_iter_dataset(), seq_len, local_batch)
+
+
+def eval_batches(shard_dir: str, seq_len: int, local_batch: int, num_batches: int,
+                 process_index: int = 0, process_count: int = 1,
+                 vocab_rows: int | None = None) -> list[dict[str, np.ndarray]]:
+    """Up to `num_batches` held-out batches in file order (the same at every evaluation)."""
+    docs = _documents(shard_dir, vocab_rows)[process_index::process_count]
+    batches = list(itertools.islice(_pack(docs.to_iter_dataset(), seq_len, local_batch), num_batches))
+    if not batches:
+        raise ValueError(f"The held-out set {shard_dir} is too small for one batch of "
+                         f"{local_batch} x {seq_len + 1} tokens; lower train.global_batch or add data.")
+    return batches
