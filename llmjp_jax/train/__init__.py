@@ -1,0 +1,1 @@
+"""Train state, loss, jitted steps, the loop, checkpoints and metrics."""

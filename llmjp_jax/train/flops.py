@@ -1,0 +1,54 @@
+"""Peak FLOP/s of the devices, for MFU.
+
+Accelerators: dense bf16 peak per chip from the vendors' data sheets. CPUs have
+no data sheet figure that XLA reaches, so the peak is measured: the best
+float32 matmul throughput of this host.
+"""
+
+import time
+
+import jax
+import jax.numpy as jnp
+
+# Dense bfloat16 FLOP/s per chip (H100/H200: SXM; A100: SXM/PCIe).
+PEAK_BF16 = (
+    ("H200", 989e12),
+    ("H100", 989e12),
+    ("A100", 312e12),
+    ("TPU v4", 275e12),
+    ("TPU v5 lite", 197e12),
+    ("TPU v5e", 197e12),
+    ("TPU v5p", 459e12),
+    ("TPU v5", 459e12),
+    ("TPU v6", 918e12),
+)
+
+_measured_cpu_peak: float | None = None
+
+
+def measure_cpu_matmul_flops(n: int = 1024, repeats: int = 5) -> float:
+    """Best float32 matmul FLOP/s of one XLA CPU device (it uses all host cores)."""
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    matmul = jax.jit(lambda x: x @ x)
+    matmul(a).block_until_ready()
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        matmul(a).block_until_ready()
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best
+
+
+def peak_flops(devices) -> float:
+    """Total peak FLOP/s of `devices` (0 if the device kind is unknown)."""
+    global _measured_cpu_peak
+    kind = devices[0].device_kind
+    if devices[0].platform == "cpu":
+        # Simulated CPU devices share the same cores: the host's peak is the total.
+        if _measured_cpu_peak is None:
+            _measured_cpu_peak = measure_cpu_matmul_flops()
+        return _measured_cpu_peak
+    for name, flops in PEAK_BF16:
+        if name.lower() in kind.lower():
+            return flops * len(devices)
+    return 0.0

@@ -1,0 +1,138 @@
+"""The training loop: build everything from the config, resume if possible, train, log, save."""
+
+import json
+import os
+import time
+
+import flax.linen as nn
+import jax
+import numpy as np
+
+from llmjp_jax.config import validate
+from llmjp_jax.data.pipeline import eval_batches, train_dataset
+from llmjp_jax.log import get_logger
+from llmjp_jax.model import LlamaConfig
+from llmjp_jax.optim import make_optimizer, make_schedule
+from llmjp_jax.parallel import LOGICAL_RULES, batch_sharding, make_mesh
+from llmjp_jax.train import checkpoint
+from llmjp_jax.train.flops import peak_flops
+from llmjp_jax.train.metrics import MetricsWriter
+from llmjp_jax.train.state import init_state, state_spec
+from llmjp_jax.train.step import make_eval_step, make_train_step
+
+log = get_logger()
+
+
+class Run:
+    """Everything one training run needs, built once from the config."""
+
+    def __init__(self, cfg, workdir: str, devices=None):
+        self.cfg, self.workdir = cfg, workdir
+        self.devices = list(jax.devices() if devices is None else devices)
+        validate(cfg, len(self.devices), jax.process_count())
+        self.model_cfg = LlamaConfig.from_dict(cfg.model)
+        self.mesh = make_mesh(cfg.mesh, self.devices)
+        t = cfg.train
+        self.schedule = make_schedule(cfg.optim, t.steps)
+        self.tx = make_optimizer(cfg.optim, t.steps)
+        self.local_batch = t.global_batch // jax.process_count()
+        self.batch_sharding = batch_sharding(self.mesh)
+
+    def _global(self, tokens: np.ndarray):
+        return jax.make_array_from_process_local_data(self.batch_sharding, tokens)
+
+    def _data_iter(self):
+        t = self.cfg.train
+        ds = train_dataset(self.cfg.data.train_dir, t.seq_len, self.local_batch, t.seed,
+                           jax.process_index(), jax.process_count(), self.model_cfg.padded_vocab)
+        return iter(ds)
+
+    def _start(self, spec, manager, data_iter):
+        """Resumes from this run's latest checkpoint, else from train.init_from, else initialises."""
+        latest = manager.latest_step()
+        if latest is not None:
+            log.info("Resuming from %s step %d", manager.directory, latest)
+            return checkpoint.restore(manager, latest, spec.abstract, data_iter), latest
+        if self.cfg.train.init_from:
+            directory, _, step = self.cfg.train.init_from.partition(":")
+            source = checkpoint.make_manager(os.path.join(directory, "checkpoints"), self.cfg.train)
+            step = int(step) if step else source.latest_step()
+            if step is None:
+                raise FileNotFoundError(f"train.init_from={self.cfg.train.init_from}: no checkpoint there.")
+            log.info("Starting from %s step %d (state and data position)", directory, step)
+            return checkpoint.restore(source, step, spec.abstract, data_iter), step
+        return init_state(self.model_cfg, self.tx, spec, self.cfg.train.seed), 0
+
+    def _compile(self, spec):
+        t = self.cfg.train
+        step = make_train_step(spec.graphdef, self.tx, self.schedule, t.microbatches, t.z_loss)
+        tokens = jax.ShapeDtypeStruct((t.global_batch, t.seq_len + 1), np.int32,
+                                      sharding=self.batch_sharding)
+        start = time.perf_counter()
+        jitted = jax.jit(step, out_shardings=(spec.shardings, None), donate_argnums=0)
+        compiled = jitted.lower(spec.abstract, tokens).compile()
+        log.info("Train step compiled in %.1f s", time.perf_counter() - start)
+        return compiled
+
+    def _evaluator(self, spec):
+        t, eval_dir = self.cfg.train, self.cfg.data.eval_dir
+        if not eval_dir or not t.eval_every:
+            return None
+        batches = [self._global(b["tokens"]) for b in eval_batches(
+            eval_dir, t.seq_len, self.local_batch, t.eval_batches, jax.process_index(),
+            jax.process_count(), self.model_cfg.padded_vocab)]
+        evaluate = jax.jit(make_eval_step(spec.graphdef))
+
+        def run(params) -> float:
+            sums = [evaluate(params, b) for b in batches]
+            return float(sum(s for s, _ in sums) / sum(c for _, c in sums))
+
+        return run
+
+    def train(self) -> dict:
+        t = self.cfg.train
+        # Parameter shardings come from the raw logical names (outside the rules
+        # context, which would already rename them); activations use the context.
+        spec = state_spec(self.model_cfg, self.tx, self.mesh)
+        with jax.set_mesh(self.mesh), nn.logical_axis_rules(LOGICAL_RULES):
+            data_iter = self._data_iter()
+            manager = checkpoint.make_manager(os.path.join(self.workdir, "checkpoints"), t)
+            state, start = self._start(spec, manager, data_iter)
+            step_fn, evaluate = self._compile(spec), self._evaluator(spec)
+            writer = MetricsWriter(self.workdir, start, t.steps, enabled=jax.process_index() == 0)
+            config_json = json.loads(self.cfg.to_json())
+            last = self._loop(state, start, step_fn, evaluate, data_iter, manager, writer, config_json)
+            manager.wait_until_finished()
+            manager.close()
+            writer.close()
+        return last
+
+    def _loop(self, state, start, step_fn, evaluate, data_iter, manager, writer, config_json):
+        t = self.cfg.train
+        tokens_per_step = t.global_batch * t.seq_len
+        flops_per_step = self.model_cfg.flops_per_token(t.seq_len) * tokens_per_step
+        peak = peak_flops(self.devices)
+        last, timer, timed_steps = {}, time.perf_counter(), 0
+        for step in range(start, t.steps):
+            state, metrics = step_fn(state, self._global(next(data_iter)["tokens"]))
+            done, timed_steps = step + 1, timed_steps + 1
+            row = {}
+            if done % t.log_every == 0 or done == t.steps:
+                row = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                step_time = (time.perf_counter() - timer) / timed_steps
+                row.update(step_time=step_time, tokens_per_sec=tokens_per_step / step_time,
+                           mfu=flops_per_step / step_time / peak if peak else 0.0)
+            if evaluate and (done % t.eval_every == 0 or done == t.steps):
+                row["eval_loss"] = evaluate(state["params"])
+            if row:
+                last = {"step": done, **row}
+                writer.write(last)
+            checkpoint.save(manager, done, state, data_iter, config_json, force=done == t.steps)
+            if "step_time" in row or "eval_loss" in row:
+                timer, timed_steps = time.perf_counter(), 0
+        return last
+
+
+def train(cfg, workdir: str, devices=None) -> dict:
+    """Trains (or resumes) the run in `workdir`; returns the last logged metrics row."""
+    return Run(cfg, workdir, devices).train()
