@@ -1,0 +1,50 @@
+"""Test setup: 8 simulated CPU devices, and a small tokenized corpus made once per session."""
+
+import os
+
+os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+
+import glob  # noqa: E402
+import json  # noqa: E402
+
+import pytest  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLE = os.path.join(ROOT, "data", "sample")
+SHARED_DATA = os.path.join(ROOT, "..", "shared", "data")
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    """Tokenizer + train/eval shards from the bundled sample corpus, as scripts/demo.sh makes them."""
+    from llmjp_jax.data.shards import tokenize_files
+    from llmjp_jax.data.tokenizer import Tokenizer, train_tokenizer
+
+    root = tmp_path_factory.mktemp("corpus")
+    train_files = sorted(glob.glob(os.path.join(SAMPLE, "train", "*.jsonl")))
+    eval_files = sorted(glob.glob(os.path.join(SAMPLE, "heldout", "*.jsonl")))
+    assert train_files and eval_files, "the sample corpus under data/sample is missing"
+    model = train_tokenizer(train_files, str(root / "spm"), vocab_size=4000)
+    tok = Tokenizer(model)
+    tokenize_files(train_files, str(root / "train"), tok, docs_per_shard=300)
+    tokenize_files(eval_files, str(root / "eval"), tok)
+    return {"tokenizer": model, "train": str(root / "train"), "eval": str(root / "eval")}
+
+
+def small_config(corpus, **train):
+    """The tiny preset shrunk further for fast tests, on the test corpus."""
+    from configs.tiny import get_config
+
+    cfg = get_config()
+    cfg.model.update(num_layers=2, hidden=64, ffn=128, num_heads=4, num_kv_heads=2)
+    cfg.train.update(steps=5, global_batch=8, seq_len=64, log_every=1, eval_every=0,
+                     checkpoint_every=100, keep_last=2)
+    cfg.optim.warmup_steps = 2
+    cfg.train.update(**train)
+    cfg.data.update(train_dir=corpus["train"], eval_dir=corpus["eval"])
+    return cfg
+
+
+def read_metrics(workdir) -> list[dict]:
+    with open(os.path.join(workdir, "metrics.jsonl"), encoding="utf-8") as f:
+        return [json.loads(line) for line in f]

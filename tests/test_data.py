@@ -1,0 +1,137 @@
+"""Readers, tokenized shards and the Grain pipeline."""
+
+import gzip
+import json
+import os
+
+import numpy as np
+import pytest
+from array_record.python.array_record_module import ArrayRecordReader
+
+from llmjp_jax.data.pipeline import eval_batches, train_dataset
+from llmjp_jax.data.readers import BadInputError, iter_documents
+from llmjp_jax.data.shards import load_manifest, tokenize_files
+from llmjp_jax.data.tokenizer import Tokenizer
+
+from .conftest import SHARED_DATA
+
+
+def _write(path, lines: list[bytes]):
+    with open(path, "wb") as f:
+        f.write(b"\n".join(lines) + b"\n")
+    return str(path)
+
+
+@pytest.mark.parametrize("line, message", [
+    (b'{"text": "ok"', "malformed JSON"),
+    (b'{"body": "no text field"}', "no 'text' field"),
+    (b'{"text": "   "}', "empty"),
+    (b'{"text": 3}', "not a string"),
+    (b'{"text": "\xff\xfe broken"}', "invalid UTF-8"),
+])
+def test_bad_json_lines_name_file_and_line(tmp_path, line, message):
+    path = _write(tmp_path / "in.jsonl", [b'{"text": "first"}', line])
+    with pytest.raises(BadInputError, match=rf"in\.jsonl:2: .*{message}"):
+        list(iter_documents(path))
+
+
+def test_readers_gzip_jsonl_and_plain_text(tmp_path):
+    with gzip.open(tmp_path / "a.jsonl.gz", "wt", encoding="utf-8") as f:
+        f.write(json.dumps({"body": "日本語の文書"}, ensure_ascii=False) + "\n\n")
+        f.write(json.dumps({"body": "second"}) + "\n")
+    assert [t for _, t in iter_documents(str(tmp_path / "a.jsonl.gz"), "body")] == ["日本語の文書", "second"]
+    path = _write(tmp_path / "b.txt", [b"one", b"still one", b"", b"", b"two"])
+    assert list(iter_documents(path)) == [(1, "one\nstill one"), (5, "two")]
+
+
+def test_shards_hold_every_document_with_bos_and_eos(corpus, tmp_path):
+    tok = Tokenizer(corpus["tokenizer"])
+    texts = [f"文書 {i} は日本語と English が混ざっています。" * (i + 1) for i in range(25)]
+    path = _write(tmp_path / "docs.jsonl", [json.dumps({"text": t}).encode() for t in texts])
+    manifest = tokenize_files([path], str(tmp_path / "out"), tok, docs_per_shard=10)
+    assert manifest["documents"] == 25 and len(manifest["shards"]) == 3
+    records = []
+    for shard in manifest["shards"]:
+        reader = ArrayRecordReader(str(tmp_path / "out" / shard["file"]))
+        records += [np.frombuffer(r, "<i4") for r in reader.read_all()]
+        reader.close()
+    assert len(records) == 25
+    for text, ids in zip(texts, records):
+        assert ids[0] == tok.bos_id and ids[-1] == tok.eos_id
+        assert tok.decode(ids[1:-1]) == text
+    assert manifest["tokens"] == sum(r.size for r in records)
+
+
+def test_missing_or_truncated_shard_is_refused(corpus, tmp_path):
+    tok = Tokenizer(corpus["tokenizer"])
+    path = _write(tmp_path / "d.jsonl", [json.dumps({"text": f"doc {i}"}).encode() for i in range(20)])
+    out = tmp_path / "out"
+    tokenize_files([path], str(out), tok, docs_per_shard=10)
+    os.remove(out / "shard-00001.array_record")
+    with pytest.raises(FileNotFoundError, match="shard-00001.array_record"):
+        load_manifest(str(out))
+    with pytest.raises(ValueError, match="raise model.vocab_size"):
+        load_manifest(corpus["train"], vocab_rows=100)
+
+
+def _take(ds_iter, n):
+    return [next(ds_iter)["tokens"].copy() for _ in range(n)]
+
+
+def test_pipeline_is_deterministic_and_resumes_exactly(corpus):
+    a = iter(train_dataset(corpus["train"], 32, 4, seed=7))
+    b = iter(train_dataset(corpus["train"], 32, 4, seed=7))
+    first = _take(a, 5)
+    assert all(np.array_equal(x, y) for x, y in zip(first, _take(b, 5)))
+    assert first[0].shape == (4, 33) and first[0].dtype == np.int32
+    state = a.get_state()
+    expected = _take(a, 6)
+    c = iter(train_dataset(corpus["train"], 32, 4, seed=7))
+    c.set_state(state)
+    assert all(np.array_equal(x, y) for x, y in zip(expected, _take(c, 6)))
+    other = _take(iter(train_dataset(corpus["train"], 32, 4, seed=8)), 1)
+    assert not np.array_equal(other[0], first[0])
+
+
+def test_packing_keeps_every_token_in_order(corpus):
+    """One epoch without shuffling, concatenated, equals the documents concatenated."""
+    import grain
+
+    from llmjp_jax.data.pipeline import _documents, _pack
+
+    docs = _documents(corpus["eval"], None)
+    stream = np.concatenate([docs[i]["tokens"] for i in range(len(docs))])
+    rows = list(_pack(docs.to_iter_dataset(grain.ReadOptions()), 16, 1))
+    packed = np.concatenate([r["tokens"][0] for r in rows])
+    assert packed.size == (stream.size // 17) * 17
+    assert np.array_equal(packed, stream[: packed.size])
+
+
+def test_processes_read_disjoint_documents_covering_all(corpus):
+    """The two processes' document multisets add up to exactly the whole set."""
+    from collections import Counter
+
+    from llmjp_jax.data.pipeline import _documents
+
+    docs = _documents(corpus["train"], None)
+    parts = [docs[i::2] for i in range(2)]
+    counts = [Counter(bytes(p[j]["tokens"]) for j in range(len(p))) for p in parts]
+    whole = Counter(bytes(docs[j]["tokens"]) for j in range(len(docs)))
+    assert counts[0] + counts[1] == whole
+    assert abs(len(parts[0]) - len(parts[1])) <= 1
+
+
+def test_eval_batches_are_fixed(corpus):
+    a = eval_batches(corpus["eval"], 32, 2, 3)
+    b = eval_batches(corpus["eval"], 32, 2, 3)
+    assert len(a) == 3 and all(np.array_equal(x["tokens"], y["tokens"]) for x, y in zip(a, b))
+
+
+@pytest.mark.skipif(not os.path.isdir(os.path.join(SHARED_DATA, "tokenizers")),
+                    reason="../shared/data is absent")
+def test_llmjp_v3_tokenizer_ids():
+    tok = Tokenizer(os.path.join(SHARED_DATA, "tokenizers", "llm-jp-v3",
+                                 "llm-jp-tokenizer-100k.ver3.0b1.model"))
+    ids = tok.encode_documents(["日本語の大規模言語モデルを学習する。"])[0]
+    assert ids.tolist() == [1, 49953, 28998, 68639, 75849, 63986, 29083, 68906, 78482, 2]
+    assert tok.vocab_size == 99_574
