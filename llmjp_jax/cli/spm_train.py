@@ -1,6 +1,6 @@
 """llmjp-spm-train: train a SentencePiece unigram tokenizer with LLM-jp's settings.
 
-  llmjp-spm-train --input='data/sample/train/*.jsonl' --model_prefix=runs/data/spm --vocab_size=8000
+  llmjp-spm-train --input='data/sample/train/*.jsonl' --model_prefix=runs/data/spm --vocab_size=4000
 """
 
 
