@@ -144,3 +144,18 @@ def test_wsd_decay_branches_from_a_stable_checkpoint(corpus, tmp_path):
     assert rows[0]["loss"] == base[6]["loss"]
     kept = sorted(int(p.name) for p in (tmp_path / "stable" / "checkpoints").iterdir() if p.name.isdigit())
     assert kept == [6, 12]  # keep_last=1 plus every 6th
+
+
+def test_damaged_checkpoint_is_named_not_silently_skipped(corpus, tmp_path):
+    from llmjp_jax.train.checkpoint import CorruptCheckpointError
+
+    cfg = small_config(corpus, steps=4, checkpoint_every=4)
+    cfg.mesh.update(data=1, fsdp=1, tensor=1)
+    one = jax.devices()[:1]
+    train(cfg, str(tmp_path), devices=one)
+    for path in (tmp_path / "checkpoints" / "4" / "state").rglob("*"):
+        if path.is_file() and path.parent.name == "d":
+            path.write_bytes(b"garbage")
+    cfg.train.steps = 8
+    with pytest.raises(CorruptCheckpointError, match=r"checkpoints/4 could not be restored"):
+        train(cfg, str(tmp_path), devices=one)

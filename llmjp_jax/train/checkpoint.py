@@ -24,6 +24,12 @@ def make_manager(directory: str, train_cfg) -> ocp.CheckpointManager:
     return ocp.CheckpointManager(os.path.abspath(directory), options=options)
 
 
+def open_read_only(directory: str) -> ocp.CheckpointManager:
+    """Another run's checkpoints (e.g. a WSD base run still training): never cleaned or deleted."""
+    options = ocp.CheckpointManagerOptions(read_only=True, create=False)
+    return ocp.CheckpointManager(os.path.abspath(directory), options=options)
+
+
 def save(manager: ocp.CheckpointManager, step: int, state, data_iter, config_json: dict,
          force: bool = False) -> bool:
     return manager.save(step, force=force, args=ocp.args.Composite(
@@ -32,9 +38,20 @@ def save(manager: ocp.CheckpointManager, step: int, state, data_iter, config_jso
         config=ocp.args.JsonSave(config_json)))
 
 
+class CorruptCheckpointError(RuntimeError):
+    pass
+
+
 def restore(manager: ocp.CheckpointManager, step: int, abstract_state, data_iter=None):
     """Restores the state onto the shardings in `abstract_state` (any mesh), and the iterator."""
     items = {"state": ocp.args.StandardRestore(abstract_state)}
     if data_iter is not None:
         items["data_iter"] = grain.checkpoint.CheckpointRestore(data_iter)
-    return manager.restore(step, args=ocp.args.Composite(**items))["state"]
+    try:
+        return manager.restore(step, args=ocp.args.Composite(**items))["state"]
+    except Exception as e:  # orbax/tensorstore raise many types; name the folder instead
+        where = os.path.join(str(manager.directory), str(step))
+        raise CorruptCheckpointError(
+            f"Checkpoint {where} could not be restored ({type(e).__name__}: {e}). If it is damaged, "
+            f"move it away to resume from the previous one, or start from another with "
+            f"--config.train.init_from=RUN_DIR:STEP.") from e

@@ -55,12 +55,15 @@ class Run:
             return checkpoint.restore(manager, latest, spec.abstract, data_iter), latest
         if self.cfg.train.init_from:
             directory, _, step = self.cfg.train.init_from.partition(":")
-            source = checkpoint.make_manager(os.path.join(directory, "checkpoints"), self.cfg.train)
+            source = checkpoint.open_read_only(os.path.join(directory, "checkpoints"))
             step = int(step) if step else source.latest_step()
             if step is None:
                 raise FileNotFoundError(f"train.init_from={self.cfg.train.init_from}: no checkpoint there.")
             log.info("Starting from %s step %d (state and data position)", directory, step)
-            return checkpoint.restore(source, step, spec.abstract, data_iter), step
+            try:
+                return checkpoint.restore(source, step, spec.abstract, data_iter), step
+            finally:
+                source.close()
         return init_state(self.model_cfg, self.tx, spec, self.cfg.train.seed), 0
 
     def _compile(self, spec):
@@ -97,15 +100,19 @@ class Run:
         with jax.set_mesh(self.mesh), nn.logical_axis_rules(LOGICAL_RULES):
             data_iter = self._data_iter()
             manager = checkpoint.make_manager(os.path.join(self.workdir, "checkpoints"), t)
-            state, start = self._start(spec, manager, data_iter)
-            step_fn, evaluate = self._compile(spec), self._evaluator(spec)
-            writer = MetricsWriter(self.workdir, start, t.steps, enabled=jax.process_index() == 0)
-            config_json = json.loads(self.cfg.to_json())
-            last = self._loop(state, start, step_fn, evaluate, data_iter, manager, writer, config_json)
-            manager.wait_until_finished()
-            manager.close()
-            writer.close()
-        return last
+            try:
+                state, start = self._start(spec, manager, data_iter)
+                step_fn, evaluate = self._compile(spec), self._evaluator(spec)
+                writer = MetricsWriter(self.workdir, start, t.steps, enabled=jax.process_index() == 0)
+                config_json = json.loads(self.cfg.to_json())
+                try:
+                    return self._loop(state, start, step_fn, evaluate, data_iter, manager, writer,
+                                      config_json)
+                finally:
+                    writer.close()
+            finally:
+                manager.wait_until_finished()
+                manager.close()
 
     def _loop(self, state, start, step_fn, evaluate, data_iter, manager, writer, config_json):
         t = self.cfg.train
