@@ -62,7 +62,8 @@ def benchmark(cfg, steps: int) -> dict:
         "device": devices[0].device_kind, "num_devices": len(devices), "host": platform.node(),
         "params": model_cfg.num_params(), "global_batch": t.global_batch, "seq_len": t.seq_len,
         "dtype": model_cfg.dtype, "remat": model_cfg.remat, "compile_s": round(compile_s, 2),
-        "step_time_s": round(step_time, 4), "tokens_per_sec": round(t.global_batch * t.seq_len / step_time, 1),
+        "step_time_s": round(step_time, 4),
+        "tokens_per_sec": round(t.global_batch * t.seq_len / step_time, 1),
         "model_flops_per_step": flops, "xla_flops_per_step": float(cost.get("flops", 0.0)) if cost else None,
         "peak_flops": peak, "mfu": round(flops / step_time / peak, 4) if peak else None,
     }

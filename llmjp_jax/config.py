@@ -9,7 +9,7 @@ import math
 
 from ml_collections import ConfigDict, config_dict
 
-from llmjp_jax.model.config import DTYPES, REMAT_POLICIES, LlamaConfig
+from llmjp_jax.model.config import ATTENTION, DTYPES, REMAT_POLICIES, LlamaConfig
 from llmjp_jax.optim import DECAY_SHAPES, SCHEDULES, wsd_decay_start
 from llmjp_jax.parallel.mesh import resolve_degrees
 
@@ -20,7 +20,7 @@ def default_config() -> ConfigDict:
         vocab_size=32_000, vocab_multiple=128, num_layers=2, hidden=128, ffn=384,
         num_heads=4, num_kv_heads=4, head_dim=0, rope_theta=10_000.0, norm_eps=1e-5,
         tie_embeddings=False, init_std=0.02, scaled_embed=False, dtype="float32",
-        remat="full", scan=True)
+        remat="full", scan=True, attention="xla")
     c.optim = dict(
         peak_lr=3e-4, min_lr_ratio=0.1, warmup_steps=100, schedule="cosine",
         decay_steps=0, decay_shape="minus_sqrt", decay_start=config_dict.placeholder(int),
@@ -51,6 +51,7 @@ def validate(cfg: ConfigDict, num_devices: int, num_processes: int = 1) -> dict[
     except TypeError as e:
         raise ConfigError(f"config.model: {e}") from e
     _check(m.dtype in DTYPES, f"model.dtype={m.dtype!r}: choose one of {tuple(DTYPES)}.")
+    _check(m.attention in ATTENTION, f"model.attention={m.attention!r}: choose one of {ATTENTION}.")
     _check(m.remat in REMAT_POLICIES, f"model.remat={m.remat!r}: choose one of {REMAT_POLICIES}.")
     _check(m.num_heads % m.num_kv_heads == 0,
            f"model.num_kv_heads={m.num_kv_heads} must divide model.num_heads={m.num_heads}.")

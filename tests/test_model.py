@@ -107,3 +107,15 @@ def test_tied_embeddings_drop_the_head():
     assert _count(tied) == _count(TINY) - TINY.padded_vocab * TINY.hidden
     tokens = jnp.zeros((1, 4), jnp.int32)
     assert Llama(tied, nnx.Rngs(0))(tokens).shape == (1, 4, TINY.padded_vocab)
+
+
+def test_document_masks_make_a_packed_row_equal_separate_documents():
+    model = Llama(TINY, nnx.Rngs(0))
+    a = jax.random.randint(jax.random.key(4), (1, 5), 0, 300)
+    b = jax.random.randint(jax.random.key(5), (1, 7), 0, 300)
+    packed = jnp.concatenate([a, b], axis=1)
+    segments = jnp.asarray([[1] * 5 + [2] * 7])
+    positions = jnp.asarray([list(range(5)) + list(range(7))])
+    logits = model(packed, positions, segments)
+    np.testing.assert_allclose(logits[:, :5], model(a), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(logits[:, 5:], model(b), rtol=1e-5, atol=1e-6)

@@ -5,6 +5,7 @@ import dataclasses
 import jax.numpy as jnp
 
 REMAT_POLICIES = ("none", "full", "save_dots")
+ATTENTION = ("xla", "cudnn")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
@@ -26,6 +27,7 @@ class LlamaConfig:
     dtype: str = "float32"  # Compute dtype; parameters are always float32.
     remat: str = "full"
     scan: bool = True
+    attention: str = "xla"  # "cudnn": fused flash attention on NVIDIA GPUs.
 
     @classmethod
     def from_dict(cls, d) -> "LlamaConfig":

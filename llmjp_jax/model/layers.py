@@ -5,6 +5,8 @@ constrained with logical names too. Which mesh axis a name maps to is decided
 in `llmjp_jax.parallel`, never here.
 """
 
+import math
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -16,6 +18,18 @@ from llmjp_jax.model.config import LlamaConfig
 def _param(rngs: nnx.Rngs, shape, std: float, axes) -> nnx.Param:
     value = std * jax.random.normal(rngs.params(), shape, jnp.float32)
     return nnx.Param(value, out_sharding=axes)
+
+
+def dense(x, w, in_dims: int = 1):
+    """Contracts the last `in_dims` axes of x with the first `in_dims` axes of w.
+
+    Written as one 2-D matmul ([tokens, in] @ [in, out]) because XLA:CPU runs
+    the backward pass of the equivalent multi-axis einsum about 1.8x slower.
+    """
+    lead, w_in, w_out = x.shape[: x.ndim - in_dims], w.shape[:in_dims], w.shape[in_dims:]
+    x_NxI = x.reshape(-1, math.prod(w_in))
+    y_NxO = x_NxI @ w.reshape(math.prod(w_in), -1).astype(x.dtype)
+    return y_NxO.reshape(*lead, *w_out)
 
 
 def constrain(x, *axes):
@@ -58,20 +72,49 @@ class Attention(nnx.Module):
         self.cfg = cfg
 
     def __call__(self, x_BxTxD, positions_BxT, segment_ids_BxT=None):
-        cfg, dt = self.cfg, x_BxTxD.dtype
-        q = jnp.einsum("btd,dnh->btnh", x_BxTxD, self.wq[...].astype(dt))
-        k = jnp.einsum("btd,dnh->btnh", x_BxTxD, self.wk[...].astype(dt))
-        v = jnp.einsum("btd,dnh->btnh", x_BxTxD, self.wv[...].astype(dt))
+        cfg = self.cfg
+        q = dense(x_BxTxD, self.wq[...])
+        k = dense(x_BxTxD, self.wk[...])
+        v = dense(x_BxTxD, self.wv[...])
         q = constrain(rope(q, positions_BxT, cfg.rope_theta), "act_batch", "act_len", "act_heads", None)
         k = constrain(rope(k, positions_BxT, cfg.rope_theta), "act_batch", "act_len", "act_kv_heads", None)
         v = constrain(v, "act_batch", "act_len", "act_kv_heads", None)
-        mask = None
-        if segment_ids_BxT is not None:
-            same_doc_BxTxT = segment_ids_BxT[:, :, None] == segment_ids_BxT[:, None, :]
-            mask = same_doc_BxTxT[:, None, :, :]
-        out_BxTxNxH = jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=True)
-        out_BxTxD = jnp.einsum("btnh,nhd->btd", out_BxTxNxH, self.wo[...].astype(dt))
+        if cfg.attention == "cudnn":
+            mask = None if segment_ids_BxT is None else _same_document(segment_ids_BxT)[:, None]
+            out = jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=True, implementation="cudnn")
+        else:
+            out = causal_attention(q, k, v, segment_ids_BxT)
+        out_BxTxD = dense(out, self.wo[...], in_dims=2)
         return constrain(out_BxTxD, "act_batch", "act_len", "act_embed")
+
+
+def _same_document(segment_ids_BxT):
+    return segment_ids_BxT[:, :, None] == segment_ids_BxT[:, None, :]
+
+
+def causal_attention(q_BxTxNxH, k_BxSxKxH, v_BxSxKxH, segment_ids_BxT=None):
+    """Softmax attention written with einsums; query head n uses KV head n // (N / K).
+
+    XLA compiles this well on every platform (on CPU about 1.5x faster than
+    jax.nn.dot_product_attention's reference path); `attention="cudnn"` selects
+    the fused flash kernel on NVIDIA GPUs instead.
+    """
+    b, t, n, h = q_BxTxNxH.shape
+    kv = k_BxSxKxH.shape[2]
+    g = n // kv
+    # The g query heads sharing a KV head are folded into the query axis, so both
+    # products are plain batched matmuls over (batch, kv head).
+    q_BxKxGxTxH = q_BxTxNxH.reshape(b, t, kv, g, h).transpose(0, 2, 3, 1, 4) * (h**-0.5)
+    q_BxKxQxH = q_BxKxGxTxH.reshape(b, kv, g * t, h)
+    scores_BxKxQxS = jnp.einsum("bkqh,bskh->bkqs", q_BxKxQxH, k_BxSxKxH).astype(jnp.float32)
+    visible_BxTxS = jnp.tril(jnp.ones((t, t), bool))[None]
+    if segment_ids_BxT is not None:
+        visible_BxTxS = visible_BxTxS & _same_document(segment_ids_BxT)
+    visible_BxQxS = jnp.tile(visible_BxTxS, (1, g, 1))
+    scores_BxKxQxS = jnp.where(visible_BxQxS[:, None], scores_BxKxQxS, jnp.finfo(jnp.float32).min)
+    probs_BxKxQxS = jax.nn.softmax(scores_BxKxQxS, axis=-1).astype(v_BxSxKxH.dtype)
+    out_BxKxQxH = jnp.einsum("bkqs,bskh->bkqh", probs_BxKxQxS, v_BxSxKxH)
+    return out_BxKxQxH.reshape(b, kv, g, t, h).transpose(0, 3, 1, 2, 4).reshape(b, t, n, h)
 
 
 class MLP(nnx.Module):
@@ -84,11 +127,10 @@ class MLP(nnx.Module):
         self.w_down = _param(rngs, (f, d), std, ("mlp", "embed"))
 
     def __call__(self, x_BxTxD):
-        dt = x_BxTxD.dtype
-        gate_BxTxF = x_BxTxD @ self.w_gate[...].astype(dt)
-        up_BxTxF = x_BxTxD @ self.w_up[...].astype(dt)
+        gate_BxTxF = dense(x_BxTxD, self.w_gate[...])
+        up_BxTxF = dense(x_BxTxD, self.w_up[...])
         h_BxTxF = constrain(jax.nn.silu(gate_BxTxF) * up_BxTxF, "act_batch", "act_len", "act_mlp")
-        return constrain(h_BxTxF @ self.w_down[...].astype(dt), "act_batch", "act_len", "act_embed")
+        return constrain(dense(h_BxTxF, self.w_down[...]), "act_batch", "act_len", "act_embed")
 
 
 class Block(nnx.Module):

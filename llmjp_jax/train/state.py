@@ -14,6 +14,7 @@ from flax import nnx
 from llmjp_jax.model import Llama, LlamaConfig
 from llmjp_jax.parallel import param_shardings, replicated
 
+
 @dataclasses.dataclass(frozen=True)
 class StateSpec:
     graphdef: nnx.GraphDef
