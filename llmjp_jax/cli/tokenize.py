@@ -2,12 +2,17 @@
 
   llmjp-tokenize --input='data/sample/train/*.jsonl' --output_dir=runs/data/train \
       --tokenizer=runs/data/spm.model
+
+A bad input line (malformed JSON, no text, invalid UTF-8) stops the run naming file:line;
+with --on_bad_input=skip it is left out and listed in <output_dir>/rejects.jsonl instead.
 """
 
+import os
+import sys
 
 from absl import app, flags
 
-from llmjp_jax.data.readers import expand_inputs
+from llmjp_jax.data.readers import BadInputError, expand_inputs
 from llmjp_jax.data.shards import tokenize_files
 from llmjp_jax.data.tokenizer import Tokenizer
 from llmjp_jax.log import get_logger, quiet_libraries
@@ -22,18 +27,34 @@ _DOCS = flags.DEFINE_integer("docs_per_shard", 100_000, "Documents per ArrayReco
 _LANG = flags.DEFINE_string("language", "", "Language tag recorded in the manifest.")
 _LEVEL = flags.DEFINE_enum("release_level", "L1", ["L1", "L2", "L3", "LX", "LZ"],
                            "LLM-jp release level recorded in the manifest.")
+_ON_BAD = flags.DEFINE_enum("on_bad_input", "error", ["error", "skip"],
+                            "On a bad input line: stop with an error, or skip it and list it in "
+                            "<output_dir>/rejects.jsonl.")
 
 
 def _main(argv):
     del argv
     quiet_libraries()
-    manifest = tokenize_files(expand_inputs(_INPUT.value), _OUTPUT.value, Tokenizer(_TOKENIZER.value),
-                              _FIELD.value, _DOCS.value, language=_LANG.value,
-                              release_level=_LEVEL.value)
+    try:
+        manifest = tokenize_files(expand_inputs(_INPUT.value), _OUTPUT.value, Tokenizer(_TOKENIZER.value),
+                                  _FIELD.value, _DOCS.value, language=_LANG.value,
+                                  release_level=_LEVEL.value, on_bad_input=_ON_BAD.value)
+    except BadInputError as e:
+        hint = " (--on_bad_input=skip skips such lines and lists them)" if e.kind else ""
+        log.error("%s%s", e, hint)
+        sys.exit(1)
     mb = manifest["text_bytes"] / 1e6
-    log.info("%s: %d documents, %d tokens, %d shards (%.1f MB of text in %.1f s, %.1f MB/s)",
-                 _OUTPUT.value, manifest["documents"], manifest["tokens"], len(manifest["shards"]),
-                 mb, manifest["seconds"], mb / max(manifest["seconds"], 1e-9))
+    log.info("%s: %d documents, %d tokens, %d shards (%.1f MB of text in %.1f s, %.1f MB/s)%s",
+             _OUTPUT.value, manifest["documents"], manifest["tokens"], len(manifest["shards"]),
+             mb, manifest["seconds"], mb / max(manifest["seconds"], 1e-9), _rejected_note(manifest))
+
+
+def _rejected_note(manifest: dict) -> str:
+    """What the final log line says about skipped lines: their count and where they are listed."""
+    rejected = manifest["rejected"]
+    if rejected["file"] is None:
+        return ""
+    return f"; rejected lines: {rejected['count']}, listed in {os.path.join(_OUTPUT.value, rejected['file'])}"
 
 
 def main():

@@ -13,7 +13,7 @@ import numpy as np
 from array_record.python.array_record_module import ArrayRecordReader, ArrayRecordWriter
 
 import llmjp_jax
-from llmjp_jax.data.readers import iter_documents
+from llmjp_jax.data.readers import BAD_KINDS, BadInputError, iter_documents
 from llmjp_jax.data.tokenizer import Tokenizer, file_sha256
 
 MANIFEST = "manifest.json"
@@ -53,26 +53,34 @@ class ShardWriter:
 
 def tokenize_files(inputs: list[str], output_dir: str, tokenizer: Tokenizer, text_field: str = "text",
                    docs_per_shard: int = 100_000, batch_docs: int = 1024, num_threads: int = -1,
-                   language: str = "", release_level: str = "L1") -> dict:
-    """Tokenizes `inputs` into shards under `output_dir` and writes the manifest."""
+                   language: str = "", release_level: str = "L1", on_bad_input: str = "error") -> dict:
+    """Tokenizes `inputs` into shards under `output_dir` and writes the manifest.
+
+    A bad input line raises BadInputError (`on_bad_input="error"`), or with "skip" is left out and
+    written to `rejects.jsonl`, counted in the manifest's "rejected", so nothing is lost silently.
+    """
+    if on_bad_input not in ("error", "skip"):
+        raise ValueError(f"on_bad_input must be 'error' or 'skip', not {on_bad_input!r}.")
     os.makedirs(output_dir, exist_ok=True)
     start, writer, sources, text_bytes = time.time(), ShardWriter(output_dir, docs_per_shard), [], 0
-    for path in inputs:
-        batch: list[str] = []
-        for _, text in iter_documents(path, text_field):
-            batch.append(text)
-            text_bytes += len(text.encode("utf-8"))
-            if len(batch) == batch_docs:
-                _write_batch(writer, tokenizer, batch, num_threads)
-                batch = []
-        _write_batch(writer, tokenizer, batch, num_threads)
-        sources.append({"path": os.path.abspath(path), "bytes": os.path.getsize(path),
-                        "sha256": file_sha256(path)})
+    with _RejectLog(output_dir, on_bad_input == "skip") as rejects:
+        for path in inputs:
+            batch: list[str] = []
+            for _, text in iter_documents(path, text_field, rejects.add if rejects.enabled else None):
+                batch.append(text)
+                text_bytes += len(text.encode("utf-8"))
+                if len(batch) == batch_docs:
+                    _write_batch(writer, tokenizer, batch, num_threads)
+                    batch = []
+            _write_batch(writer, tokenizer, batch, num_threads)
+            sources.append({"path": os.path.abspath(path), "bytes": os.path.getsize(path),
+                            "sha256": file_sha256(path)})
     writer.close()
     manifest = {
         "documents": sum(s["documents"] for s in writer.shards),
         "tokens": sum(s["tokens"] for s in writer.shards),
         "text_bytes": text_bytes, "shards": writer.shards, "sources": sources,
+        "rejected": rejects.summary(),
         "tokenizer": {"path": os.path.abspath(tokenizer.path), "sha256": tokenizer.sha256,
                       "vocab_size": tokenizer.vocab_size},
         "language": language, "release_level": release_level,
@@ -81,6 +89,43 @@ def tokenize_files(inputs: list[str], output_dir: str, tokenizer: Tokenizer, tex
     with open(os.path.join(output_dir, MANIFEST), "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=1, ensure_ascii=False)
     return manifest
+
+
+class _RejectLog:
+    """Writes each skipped line to `<output_dir>/rejects.jsonl` and counts them by kind.
+
+    Disabled (on_bad_input="error"), it writes nothing and removes a stale rejects file left
+    by an earlier run, so the directory never shows rejects that this run did not make.
+    """
+
+    FILE, RAW_CHARS = "rejects.jsonl", 1000
+
+    def __init__(self, output_dir: str, enabled: bool):
+        self.path, self.enabled = os.path.join(output_dir, self.FILE), enabled
+        self.by_reason = dict.fromkeys(BAD_KINDS, 0)
+        self._file = None
+
+    def __enter__(self):
+        if self.enabled:
+            self._file = open(self.path, "w", encoding="utf-8")
+        elif os.path.exists(self.path):
+            os.remove(self.path)
+        return self
+
+    def __exit__(self, *exc):
+        if self._file is not None:
+            self._file.close()
+
+    def add(self, error: BadInputError):
+        raw = error.raw.rstrip(b"\r\n").decode("utf-8", errors="replace")[: self.RAW_CHARS]
+        record = {"file": os.path.abspath(error.path), "line": error.line, "reason": error.detail,
+                  "kind": error.kind, "raw": raw}
+        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self.by_reason[error.kind] += 1
+
+    def summary(self) -> dict:
+        return {"count": sum(self.by_reason.values()), "by_reason": self.by_reason,
+                "file": self.FILE if self.enabled else None}
 
 
 def _write_batch(writer: ShardWriter, tokenizer: Tokenizer, texts: list[str], num_threads: int):
