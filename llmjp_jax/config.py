@@ -29,7 +29,9 @@ def default_config() -> ConfigDict:
         steps=1000, global_batch=8, seq_len=256, microbatches=1, z_loss=0.0, seed=0,
         log_every=10, eval_every=100, eval_batches=4, checkpoint_every=100,
         keep_last=3, keep_every=0, init_from=config_dict.placeholder(str))
-    c.data = dict(train_dir="runs/data/train", eval_dir=config_dict.placeholder(str))
+    # data.mixture: {name: {"dir": ..., "repeats": 1.0, "level": "L1"}}; empty means
+    # train_dir alone. Presets define mixtures; repeats can be overridden per subset.
+    c.data = dict(train_dir="runs/data/train", eval_dir=config_dict.placeholder(str), mixture={})
     c.mesh = dict(data=1, pipeline=1, fsdp=-1, tensor=1)
     return c
 

@@ -74,22 +74,31 @@ def test_missing_or_truncated_shard_is_refused(corpus, tmp_path):
         load_manifest(corpus["train"], vocab_rows=100)
 
 
+def _train(corpus, seed):
+    from ml_collections import ConfigDict
+
+    from llmjp_jax.data.mixture import load_mixture
+
+    subsets = load_mixture(ConfigDict({"train_dir": corpus["train"], "mixture": {}}))
+    return train_dataset(subsets, 32, 4, seed=seed)
+
+
 def _take(ds_iter, n):
     return [next(ds_iter)["tokens"].copy() for _ in range(n)]
 
 
 def test_pipeline_is_deterministic_and_resumes_exactly(corpus):
-    a = iter(train_dataset(corpus["train"], 32, 4, seed=7))
-    b = iter(train_dataset(corpus["train"], 32, 4, seed=7))
+    a = iter(_train(corpus, 7))
+    b = iter(_train(corpus, 7))
     first = _take(a, 5)
     assert all(np.array_equal(x, y) for x, y in zip(first, _take(b, 5)))
     assert first[0].shape == (4, 33) and first[0].dtype == np.int32
     state = a.get_state()
     expected = _take(a, 6)
-    c = iter(train_dataset(corpus["train"], 32, 4, seed=7))
+    c = iter(_train(corpus, 7))
     c.set_state(state)
     assert all(np.array_equal(x, y) for x, y in zip(expected, _take(c, 6)))
-    other = _take(iter(train_dataset(corpus["train"], 32, 4, seed=8)), 1)
+    other = _take(iter(_train(corpus, 8)), 1)
     assert not np.array_equal(other[0], first[0])
 
 

@@ -2,7 +2,7 @@
 
 Documents (already `<s> ... </s>`) are concatenated and cut into rows of
 seq_len + 1 tokens (inputs and next-token targets), as Megatron and LLM-jp do.
-Each JAX process reads a disjoint slice of the documents. The iterator's state
+Each JAX process reads a disjoint slice of the documents of a mixture pass. The iterator's state
 is small JSON and goes into every checkpoint, so a resumed run sees exactly the
 batches an uninterrupted run would.
 """
@@ -12,11 +12,17 @@ import itertools
 import grain
 import numpy as np
 
+from llmjp_jax.data.mixture import Subset, check_level, one_pass
 from llmjp_jax.data.shards import decode_record, load_manifest, shard_paths
 
 
-def _documents(shard_dir: str, vocab_rows: int | None) -> grain.MapDataset:
+def _documents(shard_dir: str, vocab_rows: int | None, training: bool = False) -> grain.MapDataset:
     manifest = load_manifest(shard_dir, vocab_rows)
+    check_level(shard_dir, manifest.get("release_level", ""), training)
+    return _source(shard_dir, manifest)
+
+
+def _source(shard_dir: str, manifest: dict) -> grain.MapDataset:
     source = grain.sources.ArrayRecordDataSource(shard_paths(shard_dir, manifest))
     return grain.MapDataset.source(source).map(_decode)
 
@@ -39,12 +45,15 @@ def _pack(docs: grain.IterDataset, seq_len: int, batch: int) -> grain.IterDatase
     return rows.batch(batch, drop_remainder=True)
 
 
-def train_dataset(shard_dir: str, seq_len: int, local_batch: int, seed: int,
-                  process_index: int = 0, process_count: int = 1,
-                  vocab_rows: int | None = None) -> grain.IterDataset:
-    """Endless batches {"tokens": int32[local_batch, seq_len + 1]} for one process."""
-    docs = _documents(shard_dir, vocab_rows)[process_index::process_count]
-    docs = docs.seed(seed).shuffle().repeat(None)
+def train_dataset(subsets: list[Subset], seq_len: int, local_batch: int, seed: int,
+                  process_index: int = 0, process_count: int = 1) -> grain.IterDataset:
+    """Endless batches {"tokens": int32[local_batch, seq_len + 1]} for one process.
+
+    Each pass of the mixture is shuffled globally (reseeded every pass); process
+    p then takes documents p, p + P, p + 2P, ... of that order.
+    """
+    mixture = one_pass(subsets, lambda s: _source(s.directory, s.manifest), seed)
+    docs = mixture.shuffle(seed=seed)[process_index::process_count].repeat(None)
     return _pack(docs.to_iter_dataset(), seq_len, local_batch)
 
 

@@ -9,6 +9,7 @@ import jax
 import numpy as np
 
 from llmjp_jax.config import validate
+from llmjp_jax.data.mixture import load_mixture, mixture_table
 from llmjp_jax.data.pipeline import eval_batches, train_dataset
 from llmjp_jax.log import get_logger
 from llmjp_jax.model import LlamaConfig
@@ -43,8 +44,10 @@ class Run:
 
     def _data_iter(self):
         t = self.cfg.train
-        ds = train_dataset(self.cfg.data.train_dir, t.seq_len, self.local_batch, t.seed,
-                           jax.process_index(), jax.process_count(), self.model_cfg.padded_vocab)
+        subsets = load_mixture(self.cfg.data, self.model_cfg.padded_vocab)
+        log.info("Training mixture:\n%s", mixture_table(subsets))
+        ds = train_dataset(subsets, t.seq_len, self.local_batch, t.seed, jax.process_index(),
+                           jax.process_count())
         return iter(ds)
 
     def _start(self, spec, manager, data_iter):
