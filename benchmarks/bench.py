@@ -40,8 +40,8 @@ def benchmark(cfg, steps: int) -> dict:
     with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_RULES):
         state = init_state(model_cfg, tx, spec, seed=0)
         step = make_train_step(spec.graphdef, tx, make_schedule(cfg.optim, t.steps), t.microbatches, t.z_loss)
-        tokens = jax.device_put(np.random.default_rng(0).integers(
-            0, model_cfg.vocab_size, (t.global_batch, t.seq_len + 1), dtype=np.int32), batch_sharding(mesh))
+        tokens = {"tokens": jax.device_put(np.random.default_rng(0).integers(
+            0, model_cfg.vocab_size, (t.global_batch, t.seq_len + 1), dtype=np.int32), batch_sharding(mesh))}
         start = time.perf_counter()
         compiled = jax.jit(step, out_shardings=(spec.shardings, None), donate_argnums=0).lower(
             spec.abstract, tokens).compile()

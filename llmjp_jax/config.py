@@ -9,6 +9,7 @@ import math
 
 from ml_collections import ConfigDict, config_dict
 
+from llmjp_jax.data.pipeline import PACKINGS
 from llmjp_jax.model.config import ATTENTION, DTYPES, REMAT_POLICIES, LlamaConfig
 from llmjp_jax.optim import DECAY_SHAPES, SCHEDULES, wsd_decay_start
 from llmjp_jax.parallel.mesh import resolve_degrees
@@ -31,7 +32,10 @@ def default_config() -> ConfigDict:
         keep_last=3, keep_every=0, init_from=config_dict.placeholder(str))
     # data.mixture: {name: {"dir": ..., "repeats": 1.0, "level": "L1"}}; empty means
     # train_dir alone. Presets define mixtures; repeats can be overridden per subset.
-    c.data = dict(train_dir="runs/data/train", eval_dir=config_dict.placeholder(str), mixture={})
+    # data.packing: "concat" (Megatron-style concatenate and split, as LLM-jp trains) or
+    # "first_fit" (whole documents per row, padded, with per-document attention masks).
+    c.data = dict(train_dir="runs/data/train", eval_dir=config_dict.placeholder(str), mixture={},
+                  packing="concat")
     c.mesh = dict(data=1, pipeline=1, fsdp=-1, tensor=1)
     return c
 
@@ -85,6 +89,7 @@ def validate(cfg: ConfigDict, num_devices: int, num_processes: int = 1) -> dict[
            f"train.global_batch={t.global_batch} is not divisible by the {num_processes} processes.")
     _check(t.steps > 0 and t.log_every > 0 and t.checkpoint_every > 0,
            "train.steps, train.log_every and train.checkpoint_every must be positive.")
+    _check(cfg.data.packing in PACKINGS, f"data.packing={cfg.data.packing!r}: choose one of {PACKINGS}.")
     _check(o.schedule in SCHEDULES, f"optim.schedule={o.schedule!r}: choose one of {SCHEDULES}.")
     _check(0 <= o.warmup_steps <= t.steps,
            f"optim.warmup_steps={o.warmup_steps} must lie within train.steps={t.steps}.")

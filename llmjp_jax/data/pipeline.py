@@ -36,17 +36,49 @@ def _full_row(row: dict[str, np.ndarray]) -> bool:
     return bool(row["real"].all())
 
 
-def _pack(docs: grain.IterDataset, seq_len: int, batch: int) -> grain.IterDataset:
-    """Rows of seq_len + 1 tokens. At the end of a finite set the packer pads the
-    last row; `real` marks its padding, and such a row is dropped, not trained on."""
+PACKINGS = ("concat", "first_fit")
+
+
+def _pack(docs: grain.IterDataset, seq_len: int, batch: int, packing: str = "concat") -> grain.IterDataset:
+    """Batches of rows of seq_len + 1 tokens, packed as `packing` says."""
+    if packing == "first_fit":
+        return _first_fit(docs, seq_len).batch(batch, drop_remainder=True)
+    if packing != "concat":
+        raise ValueError(f"data.packing={packing!r}: choose one of {PACKINGS}.")
+    # At the end of a finite set the packer pads the last row; `real` marks its
+    # padding, and such a row is dropped, not trained on.
     packed = grain.experimental.ConcatThenSplitIterDataset(
         docs, length_struct={"tokens": seq_len + 1, "real": seq_len + 1})
     rows = packed.filter(_full_row).map(lambda row: {"tokens": row["tokens"]})
     return rows.batch(batch, drop_remainder=True)
 
 
+class _SplitLong(grain.experimental.FlatMapTransform):
+    """Cuts a document longer than a row into row-sized pieces (the packer refuses longer ones)."""
+
+    max_fan_out = 1 << 20
+
+    def __init__(self, row: int):
+        self.row = row
+
+    def flat_map(self, element):
+        tokens = element["tokens"]
+        return [{"tokens": tokens[i:i + self.row]} for i in range(0, len(tokens), self.row)]
+
+
+def _first_fit(docs: grain.IterDataset, seq_len: int) -> grain.IterDataset:
+    """Whole documents placed into rows first-fit, padded; segment ids (0 = padding) and
+    positions let the model keep attention and loss inside each document."""
+    pieces = grain.experimental.FlatMapIterDataset(docs, _SplitLong(seq_len + 1))
+    packed = grain.experimental.FirstFitPackIterDataset(
+        pieces, length_struct={"tokens": seq_len + 1}, num_packing_bins=16, shuffle_bins=False)
+    return packed.map(lambda r: {"tokens": r["tokens"], "segment_ids": r["tokens_segment_ids"],
+                                 "positions": r["tokens_positions"]})
+
+
 def train_dataset(subsets: list[Subset], seq_len: int, local_batch: int, seed: int,
-                  process_index: int = 0, process_count: int = 1) -> grain.IterDataset:
+                  process_index: int = 0, process_count: int = 1, packing: str = "concat"
+                  ) -> grain.IterDataset:
     """Endless batches {"tokens": int32[local_batch, seq_len + 1]} for one process.
 
     Each pass of the mixture is shuffled globally (reseeded every pass); process
@@ -54,15 +86,16 @@ def train_dataset(subsets: list[Subset], seq_len: int, local_batch: int, seed: i
     """
     mixture = one_pass(subsets, lambda s: _source(s.directory, s.manifest), seed)
     docs = mixture.shuffle(seed=seed)[process_index::process_count].repeat(None)
-    return _pack(docs.to_iter_dataset(), seq_len, local_batch)
+    return _pack(docs.to_iter_dataset(), seq_len, local_batch, packing)
 
 
 def eval_batches(shard_dir: str, seq_len: int, local_batch: int, num_batches: int,
-                 process_index: int = 0, process_count: int = 1,
-                 vocab_rows: int | None = None) -> list[dict[str, np.ndarray]]:
+                 process_index: int = 0, process_count: int = 1, vocab_rows: int | None = None,
+                 packing: str = "concat") -> list[dict[str, np.ndarray]]:
     """Up to `num_batches` held-out batches in file order (the same at every evaluation)."""
     docs = _documents(shard_dir, vocab_rows)[process_index::process_count]
-    batches = list(itertools.islice(_pack(docs.to_iter_dataset(), seq_len, local_batch), num_batches))
+    rows = _pack(docs.to_iter_dataset(), seq_len, local_batch, packing)
+    batches = list(itertools.islice(rows, num_batches))
     if not batches:
         raise ValueError(f"The held-out set {shard_dir} is too small for one batch of "
                          f"{local_batch} x {seq_len + 1} tokens; lower train.global_batch or add data.")

@@ -39,15 +39,16 @@ class Run:
         self.local_batch = t.global_batch // jax.process_count()
         self.batch_sharding = batch_sharding(self.mesh)
 
-    def _global(self, tokens: np.ndarray):
-        return jax.make_array_from_process_local_data(self.batch_sharding, tokens)
+    def _global(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+        """This process's rows -> global arrays with the batch sharded over data x fsdp."""
+        return {k: jax.make_array_from_process_local_data(self.batch_sharding, v) for k, v in batch.items()}
 
     def _data_iter(self):
         t = self.cfg.train
         subsets = load_mixture(self.cfg.data, self.model_cfg.padded_vocab)
         log.info("Training mixture:\n%s", mixture_table(subsets))
         ds = train_dataset(subsets, t.seq_len, self.local_batch, t.seed, jax.process_index(),
-                           jax.process_count())
+                           jax.process_count(), self.cfg.data.packing)
         return iter(ds)
 
     def _start(self, spec, manager, data_iter):
@@ -72,11 +73,12 @@ class Run:
     def _compile(self, spec):
         t = self.cfg.train
         step = make_train_step(spec.graphdef, self.tx, self.schedule, t.microbatches, t.z_loss)
-        tokens = jax.ShapeDtypeStruct((t.global_batch, t.seq_len + 1), np.int32,
-                                      sharding=self.batch_sharding)
+        row = jax.ShapeDtypeStruct((t.global_batch, t.seq_len + 1), np.int32, sharding=self.batch_sharding)
+        keys = ("tokens",) + (("segment_ids", "positions") if self.cfg.data.packing == "first_fit" else ())
+        batch = {k: row for k in keys}
         start = time.perf_counter()
         jitted = jax.jit(step, out_shardings=(spec.shardings, None), donate_argnums=0)
-        compiled = jitted.lower(spec.abstract, tokens).compile()
+        compiled = jitted.lower(spec.abstract, batch).compile()
         log.info("Train step compiled in %.1f s", time.perf_counter() - start)
         return compiled
 
@@ -84,9 +86,9 @@ class Run:
         t, eval_dir = self.cfg.train, self.cfg.data.eval_dir
         if not eval_dir or not t.eval_every:
             return None
-        batches = [self._global(b["tokens"]) for b in eval_batches(
+        batches = [self._global(b) for b in eval_batches(
             eval_dir, t.seq_len, self.local_batch, t.eval_batches, jax.process_index(),
-            jax.process_count(), self.model_cfg.padded_vocab)]
+            jax.process_count(), self.model_cfg.padded_vocab, self.cfg.data.packing)]
         evaluate = jax.jit(make_eval_step(spec.graphdef))
 
         def run(params) -> float:
@@ -124,7 +126,7 @@ class Run:
         peak = peak_flops(self.devices)
         last, timer, timed_steps = {}, time.perf_counter(), 0
         for step in range(start, t.steps):
-            state, metrics = step_fn(state, self._global(next(data_iter)["tokens"]))
+            state, metrics = step_fn(state, self._global(next(data_iter)))
             done, timed_steps = step + 1, timed_steps + 1
             row = {}
             if done % t.log_every == 0 or done == t.steps:

@@ -3,46 +3,41 @@
 import jax
 import jax.numpy as jnp
 import optax
-from flax import nnx
 
-from llmjp_jax.model.layers import constrain
-from llmjp_jax.train.loss import cross_entropy_sums
-
-
-def _loss_sums(graphdef, params, tokens_BxT1):
-    model = nnx.merge(graphdef, params)
-    tokens_BxT1 = constrain(tokens_BxT1, "act_batch", "act_len")
-    logits_BxTxV = model(tokens_BxT1[:, :-1])
-    return cross_entropy_sums(logits_BxTxV, tokens_BxT1[:, 1:])
+from llmjp_jax.train.loss import loss_sums
 
 
 def make_train_step(graphdef, tx, schedule, microbatches: int, z_loss: float):
-    """Returns step(state, tokens[B, T+1]) -> (state, metrics); one optimizer update per call."""
+    """Returns step(state, batch) -> (state, metrics); one optimizer update per call.
 
-    def objective(params, tokens_BxT1):
-        ce_sum, z_sum, count = _loss_sums(graphdef, params, tokens_BxT1)
+    `batch` holds int32 [B, T+1] arrays: "tokens", and for first-fit packing
+    "segment_ids" and "positions".
+    """
+
+    def objective(params, batch):
+        ce_sum, z_sum, count = loss_sums(graphdef, params, batch)
         return ce_sum + z_loss * z_sum, (ce_sum, z_sum, count)
 
     grad_fn = jax.grad(objective, has_aux=True)
 
-    def accumulate(params, tokens_BxT1):
+    def accumulate(params, batch):
         # Row r of microbatch m is global row r * M + m, so every microbatch is
         # spread evenly over the devices that hold the batch.
-        b, t1 = tokens_BxT1.shape
-        micro_MxbxT1 = tokens_BxT1.reshape(b // microbatches, microbatches, t1).swapaxes(0, 1)
+        micro = jax.tree.map(
+            lambda x_BxT1: x_BxT1.reshape(-1, microbatches, x_BxT1.shape[1]).swapaxes(0, 1), batch)
 
-        def body(acc, tokens_bxT1):
-            grads, sums = grad_fn(params, tokens_bxT1)
+        def body(acc, micro_batch):
+            grads, sums = grad_fn(params, micro_batch)
             return jax.tree.map(jnp.add, acc, (grads, jnp.stack(sums))), None
 
         zero = (jax.tree.map(jnp.zeros_like, params), jnp.zeros(3, jnp.float32))
         if microbatches == 1:
-            return body(zero, micro_MxbxT1[0])[0]
-        return jax.lax.scan(body, zero, micro_MxbxT1)[0]
+            return body(zero, jax.tree.map(lambda x: x[0], micro))[0]
+        return jax.lax.scan(body, zero, micro)[0]
 
-    def step(state, tokens_BxT1):
+    def step(state, batch):
         params = state["params"]
-        grad_sums, (ce_sum, z_sum, count) = accumulate(params, tokens_BxT1)
+        grad_sums, (ce_sum, z_sum, count) = accumulate(params, batch)
         grads = jax.tree.map(lambda g: g / count, grad_sums)
         updates, opt_state = tx.update(grads, state["opt_state"], params)
         new_state = {"step": state["step"] + 1, "params": optax.apply_updates(params, updates),
@@ -55,10 +50,10 @@ def make_train_step(graphdef, tx, schedule, microbatches: int, z_loss: float):
 
 
 def make_eval_step(graphdef):
-    """Returns eval(params, tokens[B, T+1]) -> (sum of cross entropy, token count)."""
+    """Returns eval(params, batch) -> (sum of cross entropy, number of targets)."""
 
-    def evaluate(params, tokens_BxT1):
-        ce_sum, _, count = _loss_sums(graphdef, params, tokens_BxT1)
+    def evaluate(params, batch):
+        ce_sum, _, count = loss_sums(graphdef, params, batch)
         return ce_sum, count
 
     return evaluate
