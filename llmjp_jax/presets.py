@@ -38,7 +38,7 @@ def llmjp4(*, num_layers, hidden, ffn, num_heads, num_kv_heads):
 
 
 def tiny():
-    """A 2.9M-parameter Llama for CPUs: the demo model (configs/tiny.py)."""
+    """A 1.8M-parameter Llama for CPUs: the demo model (configs/tiny.py)."""
     c = default_config()
     c.model.update(vocab_size=4000, num_layers=4, hidden=128, ffn=384, num_heads=4, num_kv_heads=2,
                    dtype="float32", remat="none")
