@@ -110,3 +110,34 @@ def test_trained_run_exports_through_the_cli(corpus, tmp_path):
     tokens = jnp.arange(24)[None] % 4000
     ours = nnx.merge(nnx.graphdef(Llama(model_cfg, nnx.Rngs(0))), params)(tokens)
     np.testing.assert_allclose(_hf_logits(str(tmp_path / "hf"), tokens), ours, atol=1e-4, rtol=1e-4)
+
+
+def test_training_continues_from_an_exported_model(corpus, tmp_path):
+    """A run initialised from a Hugging Face folder starts with exactly those parameters."""
+    from llmjp_jax.data.mixture import load_mixture
+    from llmjp_jax.data.pipeline import train_dataset
+    from llmjp_jax.interop.export import export_hf, read_run
+    from llmjp_jax.train.loop import train
+    from llmjp_jax.train.loss import loss_sums
+
+    from .conftest import read_metrics, small_config
+
+    one = jax.devices()[:1]
+    first = small_config(corpus, steps=3, checkpoint_every=3)
+    first.mesh.update(data=1, fsdp=1, tensor=1)
+    train(first, str(tmp_path / "first"), devices=one)
+    export_hf(str(tmp_path / "first"), str(tmp_path / "hf"))
+    params, _, _ = read_run(str(tmp_path / "first"))
+    cont = small_config(corpus, steps=2, init_params_from=str(tmp_path / "hf"), seed=5)
+    cont.mesh.update(data=1, fsdp=1, tensor=1)
+    train(cont, str(tmp_path / "cont"), devices=one)
+    subsets = load_mixture(cont.data)
+    batch = next(iter(train_dataset(subsets, cont.train.seq_len, cont.train.global_batch, seed=5)))
+    graphdef = nnx.graphdef(Llama(LlamaConfig.from_dict(cont.model), nnx.Rngs(0)))
+    ce, _, count = loss_sums(graphdef, params, batch)
+    assert read_metrics(tmp_path / "cont")[0]["loss"] == pytest.approx(float(ce / count), rel=1e-6)
+    wrong = small_config(corpus, steps=2, init_params_from=str(tmp_path / "hf"))
+    wrong.model.ffn = 256
+    wrong.mesh.update(data=1, fsdp=1, tensor=1)
+    with pytest.raises(ValueError, match="ffn=128, this config has 256"):
+        train(wrong, str(tmp_path / "wrong"), devices=one)

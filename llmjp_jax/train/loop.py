@@ -52,7 +52,8 @@ class Run:
         return iter(ds)
 
     def _start(self, spec, manager, data_iter):
-        """Resumes from this run's latest checkpoint, else from train.init_from, else initialises."""
+        """Resumes from this run's latest checkpoint, else from train.init_from, else initialises
+        (with parameters from a Hugging Face folder if train.init_params_from names one)."""
         latest = manager.latest_step()
         if latest is not None:
             log.info("Resuming from %s step %d", manager.directory, latest)
@@ -68,7 +69,10 @@ class Run:
                 return checkpoint.restore(source, step, spec.abstract, data_iter), step
             finally:
                 source.close()
-        return init_state(self.model_cfg, self.tx, spec, self.cfg.train.seed), 0
+        state = init_state(self.model_cfg, self.tx, spec, self.cfg.train.seed)
+        if self.cfg.train.init_params_from:
+            state["params"] = imported_params(self.cfg.train.init_params_from, self.model_cfg, spec)
+        return state, 0
 
     def _compile(self, spec):
         t = self.cfg.train
@@ -143,6 +147,25 @@ class Run:
             if "step_time" in row or "eval_loss" in row:
                 timer, timed_steps = time.perf_counter(), 0
         return last
+
+
+def imported_params(folder: str, model_cfg: LlamaConfig, spec) -> dict:
+    """Parameters of a Hugging Face Llama folder, placed with this run's shardings.
+
+    Continual pretraining (e.g. from a released Llama): the optimizer starts fresh.
+    """
+    from llmjp_jax.interop.hf import load_hf
+
+    params, hf_cfg = load_hf(folder)
+    fields = ("num_layers", "hidden", "ffn", "num_heads", "num_kv_heads", "dh", "padded_vocab",
+              "tie_embeddings")
+    for name in fields:
+        ours, theirs = getattr(model_cfg, name), getattr(hf_cfg, name)
+        if ours != theirs:
+            raise ValueError(f"train.init_params_from={folder}: the model there has {name}={theirs}, "
+                             f"this config has {ours}; set the model.* settings to match.")
+    log.info("Initialising parameters from %s (fresh optimizer state)", folder)
+    return jax.device_put(params, spec.shardings["params"])
 
 
 def train(cfg, workdir: str, devices=None) -> dict:
