@@ -141,3 +141,21 @@ def test_training_continues_from_an_exported_model(corpus, tmp_path):
     wrong.mesh.update(data=1, fsdp=1, tensor=1)
     with pytest.raises(ValueError, match="ffn=128, this config has 256"):
         train(wrong, str(tmp_path / "wrong"), devices=one)
+
+
+@pytest.mark.parametrize("change", [{}, {"num_kv_heads": 2, "tie_embeddings": True}], ids=["mha", "gqa_tied"])
+def test_greedy_generation_matches_transformers(tmp_path, change):
+    from llmjp_jax.generate import Generator
+
+    cfg = dataclasses.replace(BASE, init_std=0.15, **change)
+    params = _random_params(cfg, seed=3)
+    save_hf(params, cfg, str(tmp_path), max_positions=64)
+    prompt = [1, 45, 12, 200, 7]
+    ours = Generator(nnx.merge(nnx.graphdef(Llama(cfg, nnx.Rngs(0))), params)).generate(
+        [prompt], 32, eos_id=2)[0]
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path), dtype=torch.float32)
+    with torch.no_grad():
+        theirs = model.generate(torch.tensor([prompt]), max_new_tokens=32, do_sample=False,
+                                attention_mask=torch.ones(1, len(prompt), dtype=torch.long))
+    assert ours == theirs[0, len(prompt):].tolist()
+    assert len(ours) == 32 or ours[-1] == 2

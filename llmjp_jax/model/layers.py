@@ -71,7 +71,9 @@ class Attention(nnx.Module):
         self.wo = _param(rngs, (h, dh, d), std, ("heads", "head_dim", "embed"))
         self.cfg = cfg
 
-    def __call__(self, x_BxTxD, positions_BxT, segment_ids_BxT=None):
+    def __call__(self, x_BxTxD, positions_BxT, segment_ids_BxT=None, cache=None):
+        """Full-sequence attention, or with `cache` (see `KVCache`) attention over the cached
+        keys/values plus these T new tokens; then returns (output, updated (k, v))."""
         cfg = self.cfg
         q = dense(x_BxTxD, self.wq[...])
         k = dense(x_BxTxD, self.wk[...])
@@ -79,6 +81,12 @@ class Attention(nnx.Module):
         q = constrain(rope(q, positions_BxT, cfg.rope_theta), "act_batch", "act_len", "act_heads", None)
         k = constrain(rope(k, positions_BxT, cfg.rope_theta), "act_batch", "act_len", "act_kv_heads", None)
         v = constrain(v, "act_batch", "act_len", "act_kv_heads", None)
+        if cache is not None:
+            k_cache, v_cache, end, start_B = cache
+            k_cache = jax.lax.dynamic_update_slice_in_dim(k_cache, k.astype(k_cache.dtype), end, axis=1)
+            v_cache = jax.lax.dynamic_update_slice_in_dim(v_cache, v.astype(v_cache.dtype), end, axis=1)
+            out = attend(q, k_cache, v_cache, _cached_visibility(q.shape[1], k_cache.shape[1], end, start_B))
+            return dense(out, self.wo[...], in_dims=2), (k_cache, v_cache)
         if cfg.attention == "cudnn":
             mask = None if segment_ids_BxT is None else _same_document(segment_ids_BxT)[:, None]
             out = jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=True, implementation="cudnn")
@@ -92,7 +100,24 @@ def _same_document(segment_ids_BxT):
     return segment_ids_BxT[:, :, None] == segment_ids_BxT[:, None, :]
 
 
+def _cached_visibility(t: int, s: int, end, start_B):
+    """New query i (at cache slot end + i) sees slots start_b .. end + i of its row."""
+    query_slot_T = end + jnp.arange(t)
+    key_slot_S = jnp.arange(s)
+    causal_TxS = key_slot_S[None, :] <= query_slot_T[:, None]
+    return causal_TxS[None] & (key_slot_S[None, None, :] >= start_B[:, None, None])
+
+
 def causal_attention(q_BxTxNxH, k_BxSxKxH, v_BxSxKxH, segment_ids_BxT=None):
+    """Causal attention over one sequence, optionally restricted to each document."""
+    t = q_BxTxNxH.shape[1]
+    visible_BxTxS = jnp.tril(jnp.ones((t, t), bool))[None]
+    if segment_ids_BxT is not None:
+        visible_BxTxS = visible_BxTxS & _same_document(segment_ids_BxT)
+    return attend(q_BxTxNxH, k_BxSxKxH, v_BxSxKxH, visible_BxTxS)
+
+
+def attend(q_BxTxNxH, k_BxSxKxH, v_BxSxKxH, visible_BxTxS):
     """Softmax attention written with einsums; query head n uses KV head n // (N / K).
 
     XLA compiles this well on every platform (on CPU about 1.5x faster than
@@ -107,9 +132,6 @@ def causal_attention(q_BxTxNxH, k_BxSxKxH, v_BxSxKxH, segment_ids_BxT=None):
     q_BxKxGxTxH = q_BxTxNxH.reshape(b, t, kv, g, h).transpose(0, 2, 3, 1, 4) * (h**-0.5)
     q_BxKxQxH = q_BxKxGxTxH.reshape(b, kv, g * t, h)
     scores_BxKxQxS = jnp.einsum("bkqh,bskh->bkqs", q_BxKxQxH, k_BxSxKxH).astype(jnp.float32)
-    visible_BxTxS = jnp.tril(jnp.ones((t, t), bool))[None]
-    if segment_ids_BxT is not None:
-        visible_BxTxS = visible_BxTxS & _same_document(segment_ids_BxT)
     visible_BxQxS = jnp.tile(visible_BxTxS, (1, g, 1))
     scores_BxKxQxS = jnp.where(visible_BxQxS[:, None], scores_BxKxQxS, jnp.finfo(jnp.float32).min)
     probs_BxKxQxS = jax.nn.softmax(scores_BxKxQxS, axis=-1).astype(v_BxSxKxH.dtype)
@@ -142,6 +164,10 @@ class Block(nnx.Module):
         self.mlp_norm = RMSNorm(cfg.hidden, cfg.norm_eps)
         self.mlp = MLP(cfg, rngs)
 
-    def __call__(self, x_BxTxD, positions_BxT, segment_ids_BxT=None):
-        x_BxTxD = x_BxTxD + self.attn(self.attn_norm(x_BxTxD), positions_BxT, segment_ids_BxT)
-        return x_BxTxD + self.mlp(self.mlp_norm(x_BxTxD))
+    def __call__(self, x_BxTxD, positions_BxT, segment_ids_BxT=None, cache=None):
+        attn = self.attn(self.attn_norm(x_BxTxD), positions_BxT, segment_ids_BxT, cache)
+        if cache is not None:
+            attn, cache = attn
+        x_BxTxD = x_BxTxD + attn
+        x_BxTxD = x_BxTxD + self.mlp(self.mlp_norm(x_BxTxD))
+        return x_BxTxD if cache is None else (x_BxTxD, cache)

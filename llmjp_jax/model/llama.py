@@ -1,5 +1,7 @@
 """The Llama-2 decoder: embeddings, a stack of blocks run with scan + remat, output head."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -30,20 +32,30 @@ class Llama(nnx.Module):
             head = cfg.init_std * jax.random.normal(rngs.params(), (d, v), jnp.float32)
             self.head = nnx.Param(head, out_sharding=("embed", "vocab"))
 
-    def __call__(self, tokens_BxT, positions_BxT=None, segment_ids_BxT=None):
-        """Returns float32 logits over the padded vocabulary, [B, T, V]."""
+    def __call__(self, tokens_BxT, positions_BxT=None, segment_ids_BxT=None, cache: "KVCache" = None):
+        """Float32 logits over the padded vocabulary, [B, T, V].
+
+        With `cache` (generation), the T tokens continue the cached ones and the
+        result is (logits, updated cache); positions come from the cache.
+        """
         cfg = self.cfg
-        if positions_BxT is None:
+        if cache is not None:
+            positions_BxT = cache.end + jnp.arange(tokens_BxT.shape[1])[None] - cache.start_B[:, None]
+        elif positions_BxT is None:
             positions_BxT = jnp.broadcast_to(jnp.arange(tokens_BxT.shape[1]), tokens_BxT.shape)
         x_BxTxD = jnp.take(self.embed[...], tokens_BxT, axis=0).astype(cfg.compute_dtype)
         if cfg.scaled_embed:
             x_BxTxD = x_BxTxD * jnp.sqrt(float(cfg.hidden)).astype(x_BxTxD.dtype)
         x_BxTxD = constrain(x_BxTxD, "act_batch", "act_len", "act_embed")
-        x_BxTxD = self._run_blocks(x_BxTxD, positions_BxT, segment_ids_BxT)
+        if cache is None:
+            x_BxTxD = self._run_blocks(x_BxTxD, positions_BxT, segment_ids_BxT)
+        else:
+            x_BxTxD, cache = self._run_blocks_cached(x_BxTxD, positions_BxT, cache)
         x_BxTxD = self.final_norm(x_BxTxD)
         head_DxV = self.embed[...].T if cfg.tie_embeddings else self.head[...]
         logits_BxTxV = x_BxTxD @ head_DxV.astype(x_BxTxD.dtype)
-        return constrain(logits_BxTxV.astype(jnp.float32), "act_batch", "act_len", "act_vocab")
+        logits_BxTxV = constrain(logits_BxTxV.astype(jnp.float32), "act_batch", "act_len", "act_vocab")
+        return logits_BxTxV if cache is None else (logits_BxTxV, cache)
 
     def _run_blocks(self, x_BxTxD, positions_BxT, segment_ids_BxT):
         graphdef, stacked = nnx.split(self.blocks)
@@ -58,3 +70,35 @@ class Llama(nnx.Module):
         for i in range(self.cfg.num_layers):
             x_BxTxD = layer(x_BxTxD, jax.tree.map(lambda p, i=i: p[i], stacked))[0]
         return x_BxTxD
+
+    def _run_blocks_cached(self, x_BxTxD, positions_BxT, cache: "KVCache"):
+        graphdef, stacked = nnx.split(self.blocks)
+
+        def layer(x, params_k_v):
+            params, k, v = params_k_v
+            block = nnx.merge(graphdef, params)
+            return block(x, positions_BxT, cache=(k, v, cache.end, cache.start_B))
+
+        x_BxTxD, (k_L, v_L) = jax.lax.scan(layer, x_BxTxD, (stacked, cache.k_L, cache.v_L))
+        return x_BxTxD, KVCache(k_L, v_L, cache.end + x_BxTxD.shape[1], cache.start_B)
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class KVCache:
+    """Keys and values of every layer for `slots` positions: [layers, B, slots, kv_heads, head_dim].
+
+    Slots 0..end-1 are filled. Row b's real tokens start at slot start_B[b]
+    (prompts are left-padded to a common length; earlier slots are never seen).
+    """
+
+    k_L: jax.Array
+    v_L: jax.Array
+    end: jax.Array
+    start_B: jax.Array
+
+    @classmethod
+    def empty(cls, cfg: LlamaConfig, start_B, slots: int, dtype=jnp.float32) -> "KVCache":
+        shape = (cfg.num_layers, len(start_B), slots, cfg.num_kv_heads, cfg.dh)
+        return cls(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype), jnp.int32(0),
+                   jnp.asarray(start_B, jnp.int32))
