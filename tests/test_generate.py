@@ -46,3 +46,32 @@ def test_sampling_options(generator):
     logits = nnx.merge(generator.graphdef, generator.params)(
         np.asarray([PROMPTS[0]]))[0, -1, :CFG.vocab_size]
     assert top5 in np.argsort(np.asarray(logits))[-5:]
+
+
+def test_cli_generates_from_a_run_and_prints_ids(corpus, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    import jax
+
+    from llmjp_jax.data.tokenizer import Tokenizer
+    from llmjp_jax.interop.export import read_run
+    from llmjp_jax.train.loop import train
+
+    from .conftest import ROOT, small_config
+
+    cfg = small_config(corpus, steps=3, checkpoint_every=3)
+    cfg.mesh.update(data=1, fsdp=1, tensor=1)
+    train(cfg, str(tmp_path), devices=jax.devices()[:1])
+    out = subprocess.run([sys.executable, "-m", "llmjp_jax.cli.generate", f"--workdir={tmp_path}",
+                          "--prompt=今日は", "--max_new_tokens=6", "--greedy", "--print_ids"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    ids = json.loads(out.stdout.strip().splitlines()[-1])
+    params, saved, _ = read_run(str(tmp_path))
+    tok = Tokenizer(corpus["tokenizer"])
+    model = nnx.merge(nnx.graphdef(Llama(LlamaConfig.from_dict(saved.model), nnx.Rngs(0))), params)
+    expected = Generator(model).generate([[tok.bos_id, *tok.sp.encode("今日は")]], 6, tok.eos_id)
+    assert ids == expected
+    assert out.stdout.startswith("今日は")

@@ -38,13 +38,13 @@ def export_hf(workdir: str, out_dir: str, step: int | None = None) -> int:
     """Writes `out_dir` loadable by transformers' AutoModelForCausalLM; returns the step exported."""
     params, cfg, step = read_run(workdir, step)
     save_hf(params, LlamaConfig.from_dict(cfg.model), out_dir, max_positions=cfg.train.seq_len)
-    tokenizer = _run_tokenizer(cfg)
+    tokenizer = run_tokenizer(cfg)
     if tokenizer:
         shutil.copyfile(tokenizer, os.path.join(out_dir, "tokenizer.model"))
     return step
 
 
-def _run_tokenizer(cfg: ConfigDict) -> str | None:
+def run_tokenizer(cfg: ConfigDict) -> str | None:
     """The SentencePiece model named by the training data's manifest, if it still exists."""
     import json
 

@@ -26,7 +26,7 @@ def make_manager(directory: str, train_cfg) -> ocp.CheckpointManager:
 
 def open_read_only(directory: str) -> ocp.CheckpointManager:
     """Another run's checkpoints (e.g. a WSD base run still training): never cleaned or deleted."""
-    options = ocp.CheckpointManagerOptions(read_only=True, create=False)
+    options = ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0)
     return ocp.CheckpointManager(os.path.abspath(directory), options=options)
 
 
