@@ -1,0 +1,138 @@
+"""Multi-process training on one CPU machine: 2 processes x 4 simulated devices joined with
+jax.distributed (gloo collectives) train like 1 process x 8 devices, and their checkpoint resumes
+in a single process."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from llmjp_jax.parallel.distributed import JOIN_EXIT_CODE
+
+from .conftest import ROOT, read_metrics
+
+STEPS = 6
+MESH = {"mesh.data": 2, "mesh.fsdp": 2, "mesh.tensor": 2}
+
+
+def _command(corpus, workdir, *extra, **overrides):
+    settings = {
+        "model.num_layers": 2, "model.hidden": 64, "model.ffn": 128, "model.num_heads": 4,
+        "model.num_kv_heads": 2, "optim.warmup_steps": 2, "train.global_batch": 8,
+        "train.seq_len": 64, "train.log_every": 1, "train.eval_every": 3, "train.keep_last": 2,
+        "train.checkpoint_every": 3, "train.steps": STEPS, "data.train_dir": corpus["train"],
+        "data.eval_dir": corpus["eval"], **MESH, **overrides}
+    return [sys.executable, "-m", "llmjp_jax.cli.train", "--config=configs/tiny.py",
+            f"--workdir={workdir}", *(f"--config.{k}={v}" for k, v in settings.items()), *extra]
+
+
+def _env():
+    """No inherited host-device count (conftest sets 8): each child gets --cpu_devices."""
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split()
+             if not f.startswith("--xla_force_host_platform_device_count")]
+    return {**os.environ, "XLA_FLAGS": " ".join(flags), "JAX_PLATFORMS": "cpu"}
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run(commands, logs, timeout=240) -> list[int]:
+    """Starts the commands together; returns their exit codes (all killed on timeout)."""
+    procs = []
+    for command, log in zip(commands, logs):
+        with open(log, "w") as out:
+            procs.append(subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=out,
+                                          stderr=subprocess.STDOUT))
+    deadline = time.time() + timeout
+    try:
+        return [p.wait(timeout=max(1.0, deadline - time.time())) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def _tail(log, lines=25) -> str:
+    with open(log, errors="replace") as f:
+        return "".join(line for line in f.readlines()[-lines:])
+
+
+def _check(codes, logs):
+    for code, log in zip(codes, logs):
+        assert code == 0, f"{log} exited with {code}:\n{_tail(log)}"
+
+
+def _losses(workdir):
+    """(step, loss, grad_norm, eval_loss or nan) per logged row."""
+    return [(r["step"], r["loss"], r["grad_norm"], r.get("eval_loss", np.nan)) for r in read_metrics(workdir)]
+
+
+def _assert_same(got, want):
+    assert [row[0] for row in got] == [row[0] for row in want]
+    np.testing.assert_allclose([row[1:] for row in got], [row[1:] for row in want], rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def runs(corpus, tmp_path_factory):
+    """An uninterrupted 1-process x 8-device run, and the same run as 2 processes x 4 devices."""
+    root = tmp_path_factory.mktemp("multiprocess")
+    single, multi = root / "single", root / "multi"
+    port = _free_port()
+    join = [f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", "--cpu_devices=4"]
+    logs = [root / "single.log", root / "multi0.log", root / "multi1.log"]
+    codes = _run([_command(corpus, single, "--cpu_devices=8"),
+                  _command(corpus, multi, *join, "--process_id=0"),
+                  _command(corpus, multi, *join, "--process_id=1")], logs)
+    _check(codes, logs)
+    return {"root": root, "single": single, "multi": multi, "logs": logs}
+
+
+@pytest.mark.skip(reason="needs the process-count-invariant loader (in progress)")
+def test_two_processes_train_like_one(runs):
+    single, multi = _losses(runs["single"]), _losses(runs["multi"])
+    assert [row[0] for row in single] == list(range(1, STEPS + 1))
+    assert np.isfinite([row[3] for row in single[2::3]]).all()  # evaluated at steps 3 and 6
+    _assert_same(multi, single)  # also: one row per step, so only one process wrote metrics
+    log0, log1 = (open(p).read() for p in runs["logs"][1:])
+    assert "JAX process 0 of 2: 4 local devices, 8 in all" in log0
+    assert "JAX process 1 of 2: 4 local devices, 8 in all" in log1
+    assert f"step 1/{STEPS}" in log0 and f"step 1/{STEPS}" not in log1
+    assert len(os.listdir(runs["multi"] / "tensorboard")) == 1
+
+
+@pytest.mark.skip(reason="needs the process-count-invariant loader (in progress)")
+def test_single_process_resumes_a_two_process_checkpoint(corpus, runs):
+    """Keep the 2-process run's step-3 checkpoint only; 1 process x 4 devices on another mesh
+    resumes it and ends with the uninterrupted run's losses."""
+    resumed = runs["root"] / "resumed"
+    shutil.copytree(runs["multi"], resumed)
+    shutil.rmtree(resumed / "checkpoints" / str(STEPS))
+    log = runs["root"] / "resumed.log"
+    mesh = {"mesh.data": 1, "mesh.fsdp": 4, "mesh.tensor": 1}
+    _check(_run([_command(corpus, resumed, "--cpu_devices=4", **mesh)], [log]), [log])
+    assert "Resuming from" in open(log).read()
+    _assert_same(_losses(resumed), _losses(runs["single"]))
+
+
+@pytest.mark.parametrize("process_id", [0, 1])
+def test_a_process_whose_peer_never_starts_fails_clearly(corpus, tmp_path, process_id):
+    address = f"127.0.0.1:{_free_port()}"
+    log = tmp_path / "alone.log"
+    start = time.time()
+    codes = _run([_command(corpus, tmp_path / "run", f"--coordinator_address={address}",
+                           "--num_processes=2", f"--process_id={process_id}", "--cpu_devices=4",
+                           "--init_timeout_s=3")], [log], timeout=60)
+    assert codes == [JOIN_EXIT_CODE], _tail(log)
+    assert time.time() - start < 30
+    out = open(log).read()
+    assert f"coordinator at {address} within 3 s (--init_timeout_s)" in out, out
+    assert f"--coordinator_address={address}" in out and "--process_id" in out
