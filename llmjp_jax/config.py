@@ -9,7 +9,7 @@ import math
 
 from ml_collections import ConfigDict, config_dict
 
-from llmjp_jax.data.pipeline import PACKINGS
+from llmjp_jax.data.pipeline import LOADER_SHARDS, PACKINGS
 from llmjp_jax.model.config import ATTENTION, DTYPES, REMAT_POLICIES, LlamaConfig
 from llmjp_jax.optim import DECAY_SHAPES, SCHEDULES, wsd_decay_start
 from llmjp_jax.parallel.mesh import resolve_degrees
@@ -35,8 +35,11 @@ def default_config() -> ConfigDict:
     # train_dir alone. Presets define mixtures; repeats can be overridden per subset.
     # data.packing: "concat" (Megatron-style concatenate and split, as LLM-jp trains) or
     # "first_fit" (whole documents per row, padded, with per-document attention masks).
+    # data.loader_shards: the data is read as this many shards, each packed on its own; every
+    # process reads a block of them, so the batches do not depend on the number of processes
+    # (which must divide it). It must divide train.global_batch, and must stay the same on resume.
     c.data = dict(train_dir="runs/data/train", eval_dir=config_dict.placeholder(str), mixture={},
-                  packing="concat")
+                  packing="concat", loader_shards=LOADER_SHARDS)
     c.mesh = dict(data=1, pipeline=1, fsdp=-1, tensor=1)
     return c
 
@@ -90,6 +93,12 @@ def validate(cfg: ConfigDict, num_devices: int, num_processes: int = 1) -> dict[
            f"train.global_batch={t.global_batch} is not divisible by the {num_processes} processes.")
     _check(t.steps > 0 and t.log_every > 0 and t.checkpoint_every > 0,
            "train.steps, train.log_every and train.checkpoint_every must be positive.")
+    loader = cfg.data.loader_shards
+    _check(loader > 0 and t.global_batch % loader == 0,
+           f"data.loader_shards={loader} must be positive and divide train.global_batch={t.global_batch}.")
+    _check(loader % num_processes == 0,
+           f"data.loader_shards={loader} is not divisible by the {num_processes} JAX processes; "
+           "set it to a multiple of the process count.")
     _check(cfg.data.packing in PACKINGS, f"data.packing={cfg.data.packing!r}: choose one of {PACKINGS}.")
     _check(o.schedule in SCHEDULES, f"optim.schedule={o.schedule!r}: choose one of {SCHEDULES}.")
     _check(0 <= o.warmup_steps <= t.steps,

@@ -130,6 +130,52 @@ def test_processes_read_disjoint_documents_covering_all(corpus):
     assert abs(len(parts[0]) - len(parts[1])) <= 1
 
 
+def _loader(corpus, process_index, process_count, seed=3):
+    from ml_collections import ConfigDict
+
+    from llmjp_jax.data.mixture import load_mixture
+
+    subsets = load_mixture(ConfigDict({"train_dir": corpus["train"], "mixture": {}}))
+    return iter(train_dataset(subsets, 32, 8, seed, process_index, process_count, shards=4))
+
+
+def _global(iterators):
+    return np.concatenate([next(it)["tokens"] for it in iterators])
+
+
+def test_global_batches_do_not_depend_on_the_process_count(corpus):
+    """Two processes' local batches, in process order, are the one-process batch row for row."""
+    one, two = _loader(corpus, 0, 1), [_loader(corpus, p, 2) for p in range(2)]
+    for _ in range(4):
+        local = [next(it)["tokens"] for it in two]
+        assert [x.shape for x in local] == [(4, 33), (4, 33)]
+        assert np.array_equal(np.concatenate(local), next(one)["tokens"])
+    evals = [eval_batches(corpus["eval"], 32, 8, 2, p, P, shards=4) for p, P in ((0, 1), (0, 2), (1, 2))]
+    for whole, first, second in zip(*evals):
+        assert np.array_equal(whole["tokens"], np.concatenate([first["tokens"], second["tokens"]]))
+
+
+def test_shard_states_move_between_process_counts(corpus):
+    """States saved by two processes (merged) resume one process exactly, and vice versa."""
+    two = [_loader(corpus, p, 2) for p in range(2)]
+    _global(two)
+    _global(two)
+    merged = {**two[0].get_state(), **two[1].get_state()}
+    assert sorted(merged) == ["0", "1", "2", "3"]
+    expected = [_global(two) for _ in range(5)]
+    one = _loader(corpus, 0, 1)
+    one.set_state(json.loads(json.dumps(merged)))
+    assert all(np.array_equal(next(one)["tokens"], x) for x in expected)
+    back = [_loader(corpus, p, 2) for p in range(2)]
+    for it in back:
+        it.set_state(one.get_state())
+    more = _loader(corpus, 0, 1)
+    more.set_state(one.get_state())
+    assert all(np.array_equal(_global(back), next(more)["tokens"]) for _ in range(3))
+    with pytest.raises(ValueError, match="data.loader_shards=4"):
+        _loader(corpus, 0, 1).set_state(two[0].get_state())
+
+
 def test_eval_batches_are_fixed(corpus):
     a = eval_batches(corpus["eval"], 32, 2, 3)
     b = eval_batches(corpus["eval"], 32, 2, 3)

@@ -96,7 +96,6 @@ def runs(corpus, tmp_path_factory):
     return {"root": root, "single": single, "multi": multi, "logs": logs}
 
 
-@pytest.mark.skip(reason="needs the process-count-invariant loader (in progress)")
 def test_two_processes_train_like_one(runs):
     single, multi = _losses(runs["single"]), _losses(runs["multi"])
     assert [row[0] for row in single] == list(range(1, STEPS + 1))
@@ -109,7 +108,6 @@ def test_two_processes_train_like_one(runs):
     assert len(os.listdir(runs["multi"] / "tensorboard")) == 1
 
 
-@pytest.mark.skip(reason="needs the process-count-invariant loader (in progress)")
 def test_single_process_resumes_a_two_process_checkpoint(corpus, runs):
     """Keep the 2-process run's step-3 checkpoint only; 1 process x 4 devices on another mesh
     resumes it and ends with the uninterrupted run's losses."""

@@ -14,5 +14,6 @@ def get_config():
                    num_kv_heads=8, dtype="float32", remat="none", scan=False)
     c.optim.update(peak_lr=3e-4, warmup_steps=10, schedule="constant")
     c.train.update(steps=30, global_batch=4, seq_len=512, log_every=10)
+    c.data.loader_shards = 4  # must divide train.global_batch
     c.mesh.update(data=1, fsdp=1, tensor=1, pipeline=1)
     return c

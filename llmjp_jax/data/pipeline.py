@@ -2,12 +2,20 @@
 
 Documents (already `<s> ... </s>`) are concatenated and cut into rows of
 seq_len + 1 tokens (inputs and next-token targets), as Megatron and LLM-jp do.
-Each JAX process reads a disjoint slice of the documents of a mixture pass. The iterator's state
-is small JSON and goes into every checkpoint, so a resumed run sees exactly the
-batches an uninterrupted run would.
+The data is split into a fixed number V of loader shards (data.loader_shards):
+shard s reads documents s, s + V, s + 2V, ... of each globally shuffled mixture
+pass, packs them on its own, and gives global_batch / V rows per step. JAX process
+p of P owns the contiguous shards [p V/P, (p+1) V/P) and reads only their documents;
+its local batch is their rows in shard order. So the global batch (rows and order)
+is the same for every P dividing V, and each host loads only its part.
+
+Each shard's iterator state is small JSON; a checkpoint holds the states of all V
+shards, so a resumed run, with any such P, sees exactly the batches an
+uninterrupted run would.
 """
 
 import itertools
+import math
 
 import grain
 import numpy as np
@@ -76,27 +84,109 @@ def _first_fit(docs: grain.IterDataset, seq_len: int) -> grain.IterDataset:
                                  "positions": r["tokens_positions"]})
 
 
-def train_dataset(subsets: list[Subset], seq_len: int, local_batch: int, seed: int,
-                  process_index: int = 0, process_count: int = 1, packing: str = "concat"
-                  ) -> grain.IterDataset:
-    """Endless batches {"tokens": int32[local_batch, seq_len + 1]} for one process.
+LOADER_SHARDS = 8  # the default of data.loader_shards
 
-    Each pass of the mixture is shuffled globally (reseeded every pass); process
-    p then takes documents p, p + P, p + 2P, ... of that order.
+
+def owned_shards(shards: int, process_index: int, process_count: int) -> range:
+    """The contiguous block of loader shards that process `process_index` reads."""
+    if shards % process_count:
+        raise ValueError(f"data.loader_shards={shards} is not divisible by the {process_count} processes.")
+    per = shards // process_count
+    return range(process_index * per, (process_index + 1) * per)
+
+
+def _rows_per_shard(global_batch: int, shards: int | None) -> tuple[int, int]:
+    """(shards, rows each shard gives per batch); None picks the default that divides the batch."""
+    shards = shards or math.gcd(global_batch, LOADER_SHARDS)
+    if global_batch % shards:
+        raise ValueError(f"data.loader_shards={shards} does not divide train.global_batch={global_batch}.")
+    return shards, global_batch // shards
+
+
+def _read_options(local_shards: int) -> grain.ReadOptions:
+    """Grain's default threads and prefetch, shared among this process's shards."""
+    default = grain.ReadOptions()
+    return grain.ReadOptions(num_threads=max(1, default.num_threads // local_shards),
+                             prefetch_buffer_size=max(1, default.prefetch_buffer_size // local_shards))
+
+
+class ShardedIterator:
+    """Next batch = the next batch of each owned shard, concatenated in shard order.
+
+    get_state() -> {str(shard): grain state} for the owned shards; set_state takes such
+    a dict for all `shards` shards (e.g. merged from every process) and keeps its own.
+    """
+
+    def __init__(self, iterators: dict[int, grain.DatasetIterator], shards: int):
+        self._iters, self.shards = iterators, shards
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict[str, np.ndarray]:
+        parts = [next(it) for it in self._iters.values()]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def get_state(self) -> dict[str, dict]:
+        return {str(s): it.get_state() for s, it in self._iters.items()}
+
+    def set_state(self, state: dict[str, dict]):
+        if len(state) != self.shards or any(str(s) not in state for s in self._iters):
+            raise ValueError(f"The data state holds loader shards {sorted(state, key=int)}, but this run "
+                             f"has data.loader_shards={self.shards}; set it as the saving run did.")
+        for s, it in self._iters.items():
+            it.set_state(state[str(s)])
+
+
+class ShardedDataset:
+    """The owned shards' datasets; iter() gives a fresh ShardedIterator."""
+
+    def __init__(self, datasets: dict[int, grain.IterDataset], shards: int):
+        self.datasets, self.shards = datasets, shards
+
+    def __iter__(self) -> ShardedIterator:
+        return ShardedIterator({s: iter(ds) for s, ds in self.datasets.items()}, self.shards)
+
+
+def _sharded(docs: grain.MapDataset, seq_len: int, global_batch: int, shards: int | None,
+             process_index: int, process_count: int, packing: str, repeat: bool) -> ShardedDataset:
+    """Shard s packs docs[s::V] on its own; this process keeps its block of shards."""
+    shards, rows = _rows_per_shard(global_batch, shards)
+    owned = owned_shards(shards, process_index, process_count)
+    options = _read_options(len(owned))
+    datasets = {}
+    for s in owned:
+        part = docs[s::shards].repeat(None) if repeat else docs[s::shards]
+        datasets[s] = _pack(part.to_iter_dataset(options), seq_len, rows, packing)
+    return ShardedDataset(datasets, shards)
+
+
+def train_dataset(subsets: list[Subset], seq_len: int, global_batch: int, seed: int,
+                  process_index: int = 0, process_count: int = 1, packing: str = "concat",
+                  shards: int | None = None) -> ShardedDataset:
+    """Endless batches {"tokens": int32[global_batch / P, seq_len + 1]} for process p of P.
+
+    Each pass of the mixture is shuffled globally (reseeded every pass); loader shard
+    s of V takes documents s, s + V, ... of that order (see the module docstring).
     """
     mixture = one_pass(subsets, lambda s: _source(s.directory, s.manifest), seed)
-    docs = mixture.shuffle(seed=seed)[process_index::process_count].repeat(None)
-    return _pack(docs.to_iter_dataset(), seq_len, local_batch, packing)
+    return _sharded(mixture.shuffle(seed=seed), seq_len, global_batch, shards, process_index,
+                    process_count, packing, repeat=True)
 
 
-def eval_batches(shard_dir: str, seq_len: int, local_batch: int, num_batches: int,
+def eval_batches(shard_dir: str, seq_len: int, global_batch: int, num_batches: int,
                  process_index: int = 0, process_count: int = 1, vocab_rows: int | None = None,
-                 packing: str = "concat") -> list[dict[str, np.ndarray]]:
-    """Up to `num_batches` held-out batches in file order (the same at every evaluation)."""
-    docs = _documents(shard_dir, vocab_rows)[process_index::process_count]
-    rows = _pack(docs.to_iter_dataset(), seq_len, local_batch, packing)
+                 packing: str = "concat", shards: int | None = None) -> list[dict[str, np.ndarray]]:
+    """Up to `num_batches` held-out batches (this process's rows), the same at every evaluation.
+
+    Sharded like training data (documents in file order), so the evaluated global batches
+    do not depend on the number of processes.
+    """
+    docs = _documents(shard_dir, vocab_rows)
+    rows = _sharded(docs, seq_len, global_batch, shards, process_index, process_count, packing,
+                    repeat=False)
     batches = list(itertools.islice(rows, num_batches))
     if not batches:
         raise ValueError(f"The held-out set {shard_dir} is too small for one batch of "
-                         f"{local_batch} x {seq_len + 1} tokens; lower train.global_batch or add data.")
+                         f"{global_batch} x {seq_len + 1} tokens; lower train.global_batch or add data.")
     return batches

@@ -36,19 +36,18 @@ class Run:
         t = cfg.train
         self.schedule = make_schedule(cfg.optim, t.steps)
         self.tx = make_optimizer(cfg.optim, t.steps)
-        self.local_batch = t.global_batch // jax.process_count()
         self.batch_sharding = batch_sharding(self.mesh)
 
     def _global(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
-        """This process's rows -> global arrays with the batch sharded over data x fsdp."""
+        """This process's rows (its loader shards' rows) -> global arrays, batch sharded over data x fsdp."""
         return {k: jax.make_array_from_process_local_data(self.batch_sharding, v) for k, v in batch.items()}
 
     def _data_iter(self):
         t = self.cfg.train
         subsets = load_mixture(self.cfg.data, self.model_cfg.padded_vocab)
         log.info("Training mixture:\n%s", mixture_table(subsets))
-        ds = train_dataset(subsets, t.seq_len, self.local_batch, t.seed, jax.process_index(),
-                           jax.process_count(), self.cfg.data.packing)
+        ds = train_dataset(subsets, t.seq_len, t.global_batch, t.seed, jax.process_index(),
+                           jax.process_count(), self.cfg.data.packing, self.cfg.data.loader_shards)
         return iter(ds)
 
     def _start(self, spec, manager, data_iter):
@@ -91,8 +90,9 @@ class Run:
         if not eval_dir or not t.eval_every:
             return None
         batches = [self._global(b) for b in eval_batches(
-            eval_dir, t.seq_len, self.local_batch, t.eval_batches, jax.process_index(),
-            jax.process_count(), self.model_cfg.padded_vocab, self.cfg.data.packing)]
+            eval_dir, t.seq_len, t.global_batch, t.eval_batches, jax.process_index(),
+            jax.process_count(), self.model_cfg.padded_vocab, self.cfg.data.packing,
+            self.cfg.data.loader_shards)]
         evaluate = jax.jit(make_eval_step(spec.graphdef))
 
         def run(params) -> float:
