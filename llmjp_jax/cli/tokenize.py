@@ -5,6 +5,10 @@
 
 A bad input line (malformed JSON, no text, invalid UTF-8) stops the run naming file:line;
 with --on_bad_input=skip it is left out and listed in <output_dir>/rejects.jsonl instead.
+
+Runs --num_workers processes over units of at most --chunk_bytes of input, logging progress
+every few seconds. Killed at any moment, the same command resumes where it stopped and makes
+the same shards; a changed input or tokenizer is refused instead of being mixed in.
 """
 
 import os
@@ -14,6 +18,7 @@ from absl import app, flags
 
 from llmjp_jax.data.readers import BadInputError, expand_inputs
 from llmjp_jax.data.shards import tokenize_files
+from llmjp_jax.data.tokenize_jobs import ResumeMismatch, cpu_count
 from llmjp_jax.data.tokenizer import Tokenizer
 from llmjp_jax.log import get_logger, quiet_libraries
 
@@ -30,6 +35,15 @@ _LEVEL = flags.DEFINE_enum("release_level", "L1", ["L1", "L2", "L3", "LX", "LZ"]
 _ON_BAD = flags.DEFINE_enum("on_bad_input", "error", ["error", "skip"],
                             "On a bad input line: stop with an error, or skip it and list it in "
                             "<output_dir>/rejects.jsonl.")
+_WORKERS = flags.DEFINE_integer("num_workers", 0, "Processes tokenizing, this one included; 0: one per "
+                                f"CPU ({cpu_count()} here), but no more than one per 32 MiB of input.")
+_THREADS = flags.DEFINE_integer("num_threads", 0, "SentencePiece threads per worker; 0: CPUs / workers.")
+_CHUNK = flags.DEFINE_integer("chunk_bytes", 64 << 20, "Largest unit of work (and of resumption), in input "
+                              "bytes: uncompressed files are cut at line boundaries into units of at most "
+                              "this, or of about 1/256 of the input (>= 4 MiB) if that is smaller.")
+_COMPRESSION = flags.DEFINE_string("compression", "snappy", "ArrayRecord compression of the shards "
+                                   "(snappy, zstd:3, brotli:6, uncompressed).")
+_LOG_EVERY = flags.DEFINE_float("log_every", 5.0, "Seconds between progress lines (0: none).")
 
 
 def _main(argv):
@@ -38,15 +52,31 @@ def _main(argv):
     try:
         manifest = tokenize_files(expand_inputs(_INPUT.value), _OUTPUT.value, Tokenizer(_TOKENIZER.value),
                                   _FIELD.value, _DOCS.value, language=_LANG.value,
-                                  release_level=_LEVEL.value, on_bad_input=_ON_BAD.value)
+                                  release_level=_LEVEL.value, on_bad_input=_ON_BAD.value,
+                                  num_workers=_WORKERS.value, num_threads=_THREADS.value,
+                                  chunk_bytes=_CHUNK.value, compression=_COMPRESSION.value,
+                                  log_every=_LOG_EVERY.value)
+    except ResumeMismatch as e:
+        log.error("%s", e)
+        sys.exit(1)
     except BadInputError as e:
         hint = " (--on_bad_input=skip skips such lines and lists them)" if e.kind else ""
         log.error("%s%s", e, hint)
         sys.exit(1)
-    mb = manifest["text_bytes"] / 1e6
-    log.info("%s: %d documents, %d tokens, %d shards (%.1f MB of text in %.1f s, %.1f MB/s)%s",
+    mb = (manifest["text_bytes"] - manifest["units"]["resumed_text_bytes"]) / 1e6  # tokenized by this run
+    log.info("%s: %d documents, %d tokens, %d shards (%.1f MB of text in %.1f s, %.1f MB/s)%s%s",
              _OUTPUT.value, manifest["documents"], manifest["tokens"], len(manifest["shards"]),
-             mb, manifest["seconds"], mb / max(manifest["seconds"], 1e-9), _rejected_note(manifest))
+             mb, manifest["seconds"], mb / max(manifest["seconds"], 1e-9), _resumed_note(manifest),
+             _rejected_note(manifest))
+
+
+def _resumed_note(manifest: dict) -> str:
+    """What the final log line says when an earlier, killed run had done some of the units."""
+    units = manifest["units"]
+    if not units["resumed"]:
+        return ""
+    return (f"; resumed: {units['resumed']} of {units['count']} units "
+            f"({units['resumed_text_bytes'] / 1e6:.1f} MB of text) done earlier")
 
 
 def _rejected_note(manifest: dict) -> str:

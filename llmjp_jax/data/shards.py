@@ -13,8 +13,8 @@ import numpy as np
 from array_record.python.array_record_module import ArrayRecordReader, ArrayRecordWriter
 
 import llmjp_jax
-from llmjp_jax.data.readers import BAD_KINDS, BadInputError, iter_documents
-from llmjp_jax.data.tokenizer import Tokenizer, file_sha256
+from llmjp_jax.data.readers import BAD_KINDS, BadInputError
+from llmjp_jax.data.tokenizer import Tokenizer
 
 MANIFEST = "manifest.json"
 TOKEN_DTYPE = np.dtype("<i4")
@@ -53,41 +53,45 @@ class ShardWriter:
 
 def tokenize_files(inputs: list[str], output_dir: str, tokenizer: Tokenizer, text_field: str = "text",
                    docs_per_shard: int = 100_000, batch_docs: int = 1024, num_threads: int = -1,
-                   language: str = "", release_level: str = "L1", on_bad_input: str = "error") -> dict:
-    """Tokenizes `inputs` into shards under `output_dir` and writes the manifest.
+                   language: str = "", release_level: str = "L1", on_bad_input: str = "error",
+                   num_workers: int = 0, chunk_bytes: int = 64 << 20, compression: str = "snappy",
+                   log_every: float = 5.0) -> dict:
+    """Tokenizes `inputs` into shards under `output_dir` and writes the manifest, last and atomically.
+
+    The inputs are cut into units of at most `chunk_bytes`, tokenized by `num_workers` processes
+    (1: this one; 0: one per CPU, fewer for a small input) with `num_threads` SentencePiece threads
+    each (<= 0: CPUs / workers). A run killed at any moment resumes where it stopped and makes the
+    same shards as one that was not (see `tokenize_jobs`); progress is logged every `log_every` s.
 
     A bad input line raises BadInputError (`on_bad_input="error"`), or with "skip" is left out and
     written to `rejects.jsonl`, counted in the manifest's "rejected", so nothing is lost silently.
     """
+    from llmjp_jax.data import tokenize_jobs
+
     if on_bad_input not in ("error", "skip"):
         raise ValueError(f"on_bad_input must be 'error' or 'skip', not {on_bad_input!r}.")
+    start = time.time()
+    settings = tokenize_jobs.Settings(text_field, docs_per_shard, chunk_bytes, on_bad_input, compression)
     os.makedirs(output_dir, exist_ok=True)
-    start, writer, sources, text_bytes = time.time(), ShardWriter(output_dir, docs_per_shard), [], 0
-    with _RejectLog(output_dir, on_bad_input == "skip") as rejects:
-        for path in inputs:
-            batch: list[str] = []
-            for _, text in iter_documents(path, text_field, rejects.add if rejects.enabled else None):
-                batch.append(text)
-                text_bytes += len(text.encode("utf-8"))
-                if len(batch) == batch_docs:
-                    _write_batch(writer, tokenizer, batch, num_threads)
-                    batch = []
-            _write_batch(writer, tokenizer, batch, num_threads)
-            sources.append({"path": os.path.abspath(path), "bytes": os.path.getsize(path),
-                            "sha256": file_sha256(path)})
-    writer.close()
-    manifest = {
-        "documents": sum(s["documents"] for s in writer.shards),
-        "tokens": sum(s["tokens"] for s in writer.shards),
-        "text_bytes": text_bytes, "shards": writer.shards, "sources": sources,
-        "rejected": rejects.summary(),
-        "tokenizer": {"path": os.path.abspath(tokenizer.path), "sha256": tokenizer.sha256,
-                      "vocab_size": tokenizer.vocab_size},
-        "language": language, "release_level": release_level,
-        "tool": f"llmjp-jax {llmjp_jax.__version__}", "seconds": round(time.time() - start, 3),
-    }
-    with open(os.path.join(output_dir, MANIFEST), "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=1, ensure_ascii=False)
+    plan = tokenize_jobs.make_plan(inputs, tokenizer, settings)
+    with tokenize_jobs.State(output_dir, plan) as state:
+        resumed = {"resumed": len(state.records),  # units done by an earlier, killed run
+                   "resumed_text_bytes": sum(r["text_bytes"] for r in state.records.values())}
+        used = tokenize_jobs.run_units(state, tokenizer, num_workers, num_threads, batch_docs, log_every)
+        gathered = tokenize_jobs.gather(state)
+        shards = gathered["shards"]
+        manifest = {
+            "documents": sum(s["documents"] for s in shards), "tokens": sum(s["tokens"] for s in shards),
+            "text_bytes": gathered["text_bytes"], "shards": shards, "sources": plan["sources"],
+            "rejected": gathered["rejected"],
+            "tokenizer": {"path": os.path.abspath(tokenizer.path), "sha256": tokenizer.sha256,
+                          "vocab_size": tokenizer.vocab_size},
+            "language": language, "release_level": release_level,
+            "tool": f"llmjp-jax {llmjp_jax.__version__}", "seconds": round(time.time() - start, 3),
+            "units": {"count": len(plan["units"]), "bytes": plan["unit_bytes"], **resumed, **used},
+        }
+        tokenize_jobs.write_json(os.path.join(output_dir, MANIFEST), manifest, indent=1)
+        state.remove()
     return manifest
 
 
@@ -126,12 +130,6 @@ class _RejectLog:
     def summary(self) -> dict:
         return {"count": sum(self.by_reason.values()), "by_reason": self.by_reason,
                 "file": self.FILE if self.enabled else None}
-
-
-def _write_batch(writer: ShardWriter, tokenizer: Tokenizer, texts: list[str], num_threads: int):
-    if texts:
-        for tokens in tokenizer.encode_documents(texts, num_threads):
-            writer.write(tokens)
 
 
 def load_manifest(shard_dir: str, vocab_rows: int | None = None) -> dict:
