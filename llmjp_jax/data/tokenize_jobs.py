@@ -42,7 +42,7 @@ from llmjp_jax.data.tokenizer import Tokenizer
 from llmjp_jax.log import get_logger
 
 STATE_DIR, PLAN, VERSION = ".tokenize", "plan.json", 1
-MIN_UNIT_BYTES, TARGET_UNITS = 4 << 20, 256  # units for all workers, each worth its set-up
+MIN_UNIT_BYTES, TARGET_UNITS = 4 << 20, 256  # enough units for all workers, each worth its set-up
 MIN_WORKER_BYTES = 32 << 20  # of input, for each worker process that num_workers=0 starts
 READ_BLOCK, BATCH_CHARS = 1 << 22, 1 << 18  # 4 MiB reads; batches of <= 256 Ki characters
 
