@@ -1,5 +1,6 @@
 """Export a training run's checkpoint as a Hugging Face folder (model, config, tokenizer)."""
 
+import json
 import os
 import shutil
 
@@ -7,6 +8,7 @@ import jax
 import orbax.checkpoint as ocp
 from ml_collections import ConfigDict
 
+from llmjp_jax.data.shards import MANIFEST
 from llmjp_jax.interop.hf import save_hf
 from llmjp_jax.model import LlamaConfig
 from llmjp_jax.optim import make_optimizer
@@ -46,10 +48,6 @@ def export_hf(workdir: str, out_dir: str, step: int | None = None) -> int:
 
 def run_tokenizer(cfg: ConfigDict) -> str | None:
     """The SentencePiece model named by the training data's manifest, if it still exists."""
-    import json
-
-    from llmjp_jax.data.shards import MANIFEST
-
     directory = next(iter(cfg.data.mixture.values()))["dir"] if cfg.data.get("mixture") else \
         cfg.data.train_dir
     try:

@@ -36,7 +36,6 @@ def _layer_tensors(blocks: dict, i: int, cfg: LlamaConfig) -> dict[str, np.ndarr
 
 def to_hf_tensors(params: dict, cfg: LlamaConfig):
     """Yields (name, array) in Hugging Face naming, one tensor at a time."""
-    params = {k: v for k, v in params.items()}
     yield "model.embed_tokens.weight", np.asarray(params["embed"])
     blocks = params["blocks"]
     for i in range(cfg.num_layers):
