@@ -13,6 +13,7 @@ from llmjp_jax.data.pipeline import LOADER_SHARDS, PACKINGS
 from llmjp_jax.model.config import ATTENTION, DTYPES, REMAT_POLICIES, LlamaConfig
 from llmjp_jax.optim import DECAY_SHAPES, SCHEDULES, wsd_decay_start
 from llmjp_jax.parallel.mesh import resolve_degrees
+from llmjp_jax.parallel.pipeline import schedule_from_config
 
 
 def default_config() -> ConfigDict:
@@ -40,7 +41,10 @@ def default_config() -> ConfigDict:
     # (which must divide it). It must divide train.global_batch, and must stay the same on resume.
     c.data = dict(train_dir="runs/data/train", eval_dir=config_dict.placeholder(str), mixture={},
                   packing="concat", loader_shards=LOADER_SHARDS)
-    c.mesh = dict(data=1, pipeline=1, fsdp=-1, tensor=1)
+    # mesh.pipeline > 1 splits the layers into that many stages (llmjp_jax/parallel/pipeline.py);
+    # pipeline_repeats > 1 makes the schedule circular; pipeline_microbatches (0: = stages) is
+    # how many pieces each step's batch is cut into for the pipeline.
+    c.mesh = dict(data=1, pipeline=1, fsdp=-1, tensor=1, pipeline_repeats=1, pipeline_microbatches=0)
     return c
 
 
@@ -72,8 +76,6 @@ def validate(cfg: ConfigDict, num_devices: int, num_processes: int = 1) -> dict[
         degrees = resolve_degrees(cfg.mesh, num_devices)
     except ValueError as e:
         raise ConfigError(str(e)) from e
-    _check(degrees["pipeline"] == 1,
-           "mesh.pipeline > 1 is not supported yet; set --config.mesh.pipeline=1.")
     tp, shards = degrees["tensor"], degrees["data"] * degrees["fsdp"]
     for name, size in (("num_heads", m.num_heads), ("num_kv_heads", m.num_kv_heads), ("ffn", m.ffn)):
         _check(size % tp == 0, f"mesh.tensor={tp} does not divide model.{name}={size}.")
@@ -89,6 +91,8 @@ def validate(cfg: ConfigDict, num_devices: int, num_processes: int = 1) -> dict[
            f"A microbatch of {micro} sequences (train.global_batch / train.microbatches) cannot be "
            f"split over mesh.data x mesh.fsdp = {shards} devices; change train.global_batch, "
            "train.microbatches, mesh.data or mesh.fsdp.")
+    if degrees["pipeline"] > 1 or cfg.mesh.get("pipeline_repeats", 1) > 1:
+        _check_pipeline(cfg, degrees, micro, shards)
     _check(t.global_batch % num_processes == 0,
            f"train.global_batch={t.global_batch} is not divisible by the {num_processes} processes.")
     _check(t.steps > 0 and t.log_every > 0 and t.checkpoint_every > 0,
@@ -113,3 +117,18 @@ def validate(cfg: ConfigDict, num_devices: int, num_processes: int = 1) -> dict[
                f"optim.warmup_steps={o.warmup_steps}; change optim.decay_steps or optim.decay_start.")
     _check(math.isfinite(o.peak_lr) and o.peak_lr > 0, f"optim.peak_lr={o.peak_lr} must be positive.")
     return degrees
+
+
+def _check_pipeline(cfg, degrees, micro: int, shards: int):
+    schedule = schedule_from_config(cfg.mesh, degrees["pipeline"])
+    _check(schedule.repeats >= 1, f"mesh.pipeline_repeats={schedule.repeats} must be >= 1.")
+    _check(schedule.stages > 1 or schedule.repeats == 1,
+           f"mesh.pipeline_repeats={schedule.repeats} needs mesh.pipeline > 1.")
+    try:
+        schedule.check(cfg.model.num_layers, micro)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    piece = micro // schedule.microbatches
+    _check(piece % shards == 0,
+           f"A pipeline microbatch of {piece} sequences (train.global_batch / train.microbatches / "
+           f"mesh.pipeline_microbatches) cannot be split over mesh.data x mesh.fsdp = {shards} devices.")

@@ -27,7 +27,6 @@ def _cfg(**sections):
     (dict(train=dict(global_batch=8, microbatches=3)), 1, "train.microbatches"),
     (dict(mesh=dict(data=3, fsdp=1)), 8, "mesh.data"),
     (dict(mesh=dict(data=-1, fsdp=-1)), 8, "mesh.data"),
-    (dict(mesh=dict(pipeline=2, fsdp=1)), 2, "mesh.pipeline"),
     (dict(model=dict(remat="some")), 1, "model.remat"),
     (dict(optim=dict(schedule="wsd", decay_steps=0)), 1, "optim.decay_steps"),
     (dict(optim=dict(schedule="wsd", decay_steps=990, warmup_steps=20), train=dict(steps=1000)), 1,

@@ -32,11 +32,14 @@ class Llama(nnx.Module):
             head = cfg.init_std * jax.random.normal(rngs.params(), (d, v), jnp.float32)
             self.head = nnx.Param(head, out_sharding=("embed", "vocab"))
 
-    def __call__(self, tokens_BxT, positions_BxT=None, segment_ids_BxT=None, cache: "KVCache" = None):
+    def __call__(self, tokens_BxT, positions_BxT=None, segment_ids_BxT=None, cache: "KVCache" = None,
+                 run_blocks=None):
         """Float32 logits over the padded vocabulary, [B, T, V].
 
         With `cache` (generation), the T tokens continue the cached ones and the
         result is (logits, updated cache); positions come from the cache.
+        `run_blocks(stack_fn, stacked, x, positions, segment_ids)` replaces running
+        the layer stack in order (pipeline parallelism); `stack_fn` runs any stack.
         """
         cfg = self.cfg
         if cache is not None:
@@ -48,7 +51,9 @@ class Llama(nnx.Module):
             x_BxTxD = x_BxTxD * jnp.sqrt(float(cfg.hidden)).astype(x_BxTxD.dtype)
         x_BxTxD = constrain(x_BxTxD, "act_batch", "act_len", "act_embed")
         if cache is None:
-            x_BxTxD = self._run_blocks(x_BxTxD, positions_BxT, segment_ids_BxT)
+            _, stacked = nnx.split(self.blocks)
+            run_blocks = run_blocks or (lambda stack_fn, *args: stack_fn(*args))
+            x_BxTxD = run_blocks(self._stack_fn(), stacked, x_BxTxD, positions_BxT, segment_ids_BxT)
         else:
             x_BxTxD, cache = self._run_blocks_cached(x_BxTxD, positions_BxT, cache)
         x_BxTxD = self.final_norm(x_BxTxD)
@@ -57,19 +62,25 @@ class Llama(nnx.Module):
         logits_BxTxV = constrain(logits_BxTxV.astype(jnp.float32), "act_batch", "act_len", "act_vocab")
         return logits_BxTxV if cache is None else (logits_BxTxV, cache)
 
-    def _run_blocks(self, x_BxTxD, positions_BxT, segment_ids_BxT):
-        graphdef, stacked = nnx.split(self.blocks)
+    def _stack_fn(self):
+        """stack_fn(stacked, x, positions, segment_ids): runs a stack of layers in order,
+        with scan or unrolled, each layer rematerialised per model.remat."""
+        graphdef = nnx.graphdef(self.blocks)
+        cfg = self.cfg
 
-        def layer(x, params):
-            return nnx.merge(graphdef, params)(x, positions_BxT, segment_ids_BxT), None
+        def stack_fn(stacked, x_BxTxD, positions_BxT, segment_ids_BxT):
+            def layer(x, params):
+                return nnx.merge(graphdef, params)(x, positions_BxT, segment_ids_BxT), None
 
-        if self.cfg.remat != "none":
-            layer = jax.checkpoint(layer, policy=_REMAT[self.cfg.remat], prevent_cse=not self.cfg.scan)
-        if self.cfg.scan:
-            return jax.lax.scan(layer, x_BxTxD, stacked)[0]
-        for i in range(self.cfg.num_layers):
-            x_BxTxD = layer(x_BxTxD, jax.tree.map(lambda p, i=i: p[i], stacked))[0]
-        return x_BxTxD
+            if cfg.remat != "none":
+                layer = jax.checkpoint(layer, policy=_REMAT[cfg.remat], prevent_cse=not cfg.scan)
+            if cfg.scan:
+                return jax.lax.scan(layer, x_BxTxD, stacked)[0]
+            for i in range(jax.tree.leaves(stacked)[0].shape[0]):
+                x_BxTxD = layer(x_BxTxD, jax.tree.map(lambda p, i=i: p[i], stacked))[0]
+            return x_BxTxD
+
+        return stack_fn
 
     def _run_blocks_cached(self, x_BxTxD, positions_BxT, cache: "KVCache"):
         graphdef, stacked = nnx.split(self.blocks)

@@ -1,8 +1,9 @@
 """Logical axis names (used by the model) -> mesh axes (from `mesh.py`).
 
 Parameters are sharded FSDP-style over `fsdp` on their embed dimension and
-Megatron-style over `tensor` on heads / mlp / vocab. Activations are sharded on
-the batch over data x fsdp. Every logical name the model uses must appear here.
+Megatron-style over `tensor` on heads / mlp / vocab; the stacked layers over
+`pipeline` (a no-op when it has one device). Activations are sharded on the
+batch over data x fsdp. Every logical name the model uses must appear here.
 """
 
 import jax
@@ -19,7 +20,7 @@ LOGICAL_RULES = (
     ("head_dim", None),
     ("mlp", "tensor"),
     ("norm", None),
-    ("layers", None),
+    ("layers", "pipeline"),
     ("act_batch", BATCH),
     ("act_len", None),
     ("act_embed", None),

@@ -15,6 +15,7 @@ from llmjp_jax.log import get_logger
 from llmjp_jax.model import LlamaConfig
 from llmjp_jax.optim import make_optimizer, make_schedule
 from llmjp_jax.parallel import LOGICAL_RULES, batch_sharding, make_mesh
+from llmjp_jax.parallel.pipeline import make_runner, schedule_from_config
 from llmjp_jax.train import checkpoint
 from llmjp_jax.train.flops import peak_flops
 from llmjp_jax.train.metrics import MetricsWriter
@@ -30,7 +31,14 @@ class Run:
     def __init__(self, cfg, workdir: str, devices=None):
         self.cfg, self.workdir = cfg, workdir
         self.devices = list(jax.devices() if devices is None else devices)
-        validate(cfg, len(self.devices), jax.process_count())
+        degrees = validate(cfg, len(self.devices), jax.process_count())
+        self.run_blocks = None
+        if degrees["pipeline"] > 1:
+            schedule = schedule_from_config(cfg.mesh, degrees["pipeline"])
+            log.info("Pipeline: %d stages x %d repeats, %d microbatches, bubble %.1f%% of stage time",
+                     schedule.stages, schedule.repeats, schedule.microbatches,
+                     100 * schedule.bubble_fraction)
+            self.run_blocks = make_runner(schedule)
         self.model_cfg = LlamaConfig.from_dict(cfg.model)
         self.mesh = make_mesh(cfg.mesh, self.devices)
         t = cfg.train
@@ -75,7 +83,8 @@ class Run:
 
     def _compile(self, spec):
         t = self.cfg.train
-        step = make_train_step(spec.graphdef, self.tx, self.schedule, t.microbatches, t.z_loss)
+        step = make_train_step(spec.graphdef, self.tx, self.schedule, t.microbatches, t.z_loss,
+                               self.run_blocks)
         row = jax.ShapeDtypeStruct((t.global_batch, t.seq_len + 1), np.int32, sharding=self.batch_sharding)
         keys = ("tokens",) + (("segment_ids", "positions") if self.cfg.data.packing == "first_fit" else ())
         batch = {k: row for k in keys}
@@ -93,7 +102,7 @@ class Run:
             eval_dir, t.seq_len, t.global_batch, t.eval_batches, jax.process_index(),
             jax.process_count(), self.model_cfg.padded_vocab, self.cfg.data.packing,
             self.cfg.data.loader_shards)]
-        evaluate = jax.jit(make_eval_step(spec.graphdef))
+        evaluate = jax.jit(make_eval_step(spec.graphdef, self.run_blocks))
 
         def run(params) -> float:
             sums = [evaluate(params, b) for b in batches]

@@ -15,7 +15,7 @@ def token_losses(logits_BxTxV, targets_BxT):
     return log_z_BxT - target_logit_BxT, log_z_BxT
 
 
-def model_outputs(model, batch):
+def model_outputs(model, batch, run_blocks=None):
     """Logits for a batch of rows of T + 1 tokens, the next-token targets, and the loss mask.
 
     Concatenated rows (Megatron style) train on every target. First-fit packed
@@ -25,16 +25,16 @@ def model_outputs(model, batch):
     tokens_BxT1 = constrain(batch["tokens"], "act_batch", "act_len")
     inputs_BxT, targets_BxT = tokens_BxT1[:, :-1], tokens_BxT1[:, 1:]
     if "segment_ids" not in batch:
-        return model(inputs_BxT), targets_BxT, jnp.ones(targets_BxT.shape, bool)
+        return model(inputs_BxT, run_blocks=run_blocks), targets_BxT, jnp.ones(targets_BxT.shape, bool)
     segments_BxT1 = batch["segment_ids"]
-    logits = model(inputs_BxT, batch["positions"][:, :-1], segments_BxT1[:, :-1])
+    logits = model(inputs_BxT, batch["positions"][:, :-1], segments_BxT1[:, :-1], run_blocks=run_blocks)
     mask_BxT = (segments_BxT1[:, 1:] == segments_BxT1[:, :-1]) & (segments_BxT1[:, 1:] != 0)
     return logits, targets_BxT, mask_BxT
 
 
-def loss_sums(graphdef, params, batch):
+def loss_sums(graphdef, params, batch, run_blocks=None):
     """(sum of cross entropy, sum of log(Z)^2, number of targets) over the batch's counted targets."""
-    logits, targets, mask = model_outputs(nnx.merge(graphdef, params), batch)
+    logits, targets, mask = model_outputs(nnx.merge(graphdef, params), batch, run_blocks)
     ce_BxT, log_z_BxT = token_losses(logits, targets)
     return (jnp.sum(jnp.where(mask, ce_BxT, 0.0)), jnp.sum(jnp.where(mask, jnp.square(log_z_BxT), 0.0)),
             jnp.sum(mask, dtype=jnp.float32))

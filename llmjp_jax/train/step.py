@@ -7,15 +7,15 @@ import optax
 from llmjp_jax.train.loss import loss_sums
 
 
-def make_train_step(graphdef, tx, schedule, microbatches: int, z_loss: float):
+def make_train_step(graphdef, tx, schedule, microbatches: int, z_loss: float, run_blocks=None):
     """Returns step(state, batch) -> (state, metrics); one optimizer update per call.
 
     `batch` holds int32 [B, T+1] arrays: "tokens", and for first-fit packing
-    "segment_ids" and "positions".
+    "segment_ids" and "positions". `run_blocks`: see `Llama.__call__` (pipelining).
     """
 
     def objective(params, batch):
-        ce_sum, z_sum, count = loss_sums(graphdef, params, batch)
+        ce_sum, z_sum, count = loss_sums(graphdef, params, batch, run_blocks)
         return ce_sum + z_loss * z_sum, (ce_sum, z_sum, count)
 
     grad_fn = jax.grad(objective, has_aux=True)
@@ -49,11 +49,11 @@ def make_train_step(graphdef, tx, schedule, microbatches: int, z_loss: float):
     return step
 
 
-def make_eval_step(graphdef):
+def make_eval_step(graphdef, run_blocks=None):
     """Returns eval(params, batch) -> (sum of cross entropy, number of targets)."""
 
     def evaluate(params, batch):
-        ce_sum, _, count = loss_sums(graphdef, params, batch)
+        ce_sum, _, count = loss_sums(graphdef, params, batch, run_blocks)
         return ce_sum, count
 
     return evaluate
