@@ -12,39 +12,28 @@ import json
 import platform
 import time
 
-import flax.linen as nn
 import jax
 import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from llmjp_jax.config import validate
-from llmjp_jax.model import LlamaConfig
-from llmjp_jax.optim import make_optimizer, make_schedule
-from llmjp_jax.parallel import LOGICAL_RULES, batch_sharding, make_mesh
 from llmjp_jax.train.flops import peak_flops
-from llmjp_jax.train.state import init_state, state_spec
-from llmjp_jax.train.step import make_train_step
+from llmjp_jax.train.loop import Run
+from llmjp_jax.train.state import init_state
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
 _STEPS = flags.DEFINE_integer("steps", 10, "Timed steps (after 2 warm-up steps).")
 
 
 def benchmark(cfg, steps: int) -> dict:
-    devices = jax.devices()
-    validate(cfg, len(devices))
-    model_cfg, t = LlamaConfig.from_dict(cfg.model), cfg.train
-    mesh = make_mesh(cfg.mesh, devices)
-    tx = make_optimizer(cfg.optim, t.steps)
-    spec = state_spec(model_cfg, tx, mesh)
-    with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_RULES):
-        state = init_state(model_cfg, tx, spec, seed=0)
-        step = make_train_step(spec.graphdef, tx, make_schedule(cfg.optim, t.steps), t.microbatches, t.z_loss)
+    run = Run(cfg, workdir="")
+    t, model_cfg, devices = cfg.train, run.model_cfg, run.devices
+    with run.context():
+        state = init_state(model_cfg, run.tx, run.spec, seed=0)
         tokens = {"tokens": jax.device_put(np.random.default_rng(0).integers(
-            0, model_cfg.vocab_size, (t.global_batch, t.seq_len + 1), dtype=np.int32), batch_sharding(mesh))}
+            0, model_cfg.vocab_size, (t.global_batch, t.seq_len + 1), dtype=np.int32), run.batch_sharding)}
         start = time.perf_counter()
-        compiled = jax.jit(step, out_shardings=(spec.shardings, None), donate_argnums=0).lower(
-            spec.abstract, tokens).compile()
+        compiled = run.compile_step()
         compile_s = time.perf_counter() - start
         for _ in range(2):
             state, metrics = compiled(state, tokens)
@@ -60,6 +49,7 @@ def benchmark(cfg, steps: int) -> dict:
     peak = peak_flops(devices)
     return {
         "device": devices[0].device_kind, "num_devices": len(devices), "host": platform.node(),
+        "mesh": {a: run.mesh.shape[a] for a in run.mesh.axis_names},
         "params": model_cfg.num_params(), "global_batch": t.global_batch, "seq_len": t.seq_len,
         "dtype": model_cfg.dtype, "remat": model_cfg.remat, "compile_s": round(compile_s, 2),
         "step_time_s": round(step_time, 4),

@@ -7,7 +7,7 @@ SEQ_LEN = 4096
 
 
 def llmjp3(*, num_layers, hidden, ffn, num_heads, num_kv_heads, peak_lr, global_batch,
-           head_dim=0, tensor=1):
+           head_dim=0, tensor=1, pipeline=1):
     """LLM-jp-3: Llama-2, vocab 99,487 (padded to 99,584), warmup 2,000 + cosine to peak/10, 2.1T tokens."""
     c = default_config()
     c.model.update(vocab_size=99_487, num_layers=num_layers, hidden=hidden, ffn=ffn,
@@ -18,7 +18,7 @@ def llmjp3(*, num_layers, hidden, ffn, num_heads, num_kv_heads, peak_lr, global_
                    steps=int(LLMJP3_TOKENS // (global_batch * SEQ_LEN)),
                    log_every=10, eval_every=1000, checkpoint_every=1000, keep_every=50_000)
     c.data.train_dir = "data/llmjp3/train"
-    c.mesh.update(data=1, pipeline=1, fsdp=-1, tensor=tensor)
+    c.mesh.update(data=1, pipeline=pipeline, fsdp=-1, tensor=tensor)
     return c
 
 

@@ -72,9 +72,11 @@ def test_dry_run_prints_sizes_without_allocating():
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["params"] == report["params_formula"] > 170e9
     assert report["params_non_embedding"] == report["params"] - 2 * 99_584 * 12_288
-    # fp32 params + two AdamW moments, sharded over fsdp=64 x tensor=4 (norm scales replicated).
+    # fp32 params + two AdamW moments. Layers are sharded over pipeline=16 x fsdp=4 x tensor=4;
+    # the embedding and head over fsdp x tensor only (norm scales replicated, negligible).
+    embedding = report["params"] - report["params_non_embedding"]
     assert report["bytes_per_device_params_and_optimizer"] == pytest.approx(
-        12 * report["params"] / 256, rel=0.01)
+        12 * (report["params_non_embedding"] / 256 + embedding / 16), rel=0.01)
 
 
 def test_command_line_override_and_config_error_exit_code():

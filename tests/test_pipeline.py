@@ -11,7 +11,7 @@ from jax.sharding import PartitionSpec as P
 from llmjp_jax.config import ConfigError, validate
 from llmjp_jax.model import Llama, LlamaConfig
 from llmjp_jax.parallel import LOGICAL_RULES, make_mesh
-from llmjp_jax.parallel.pipeline import PipelineSchedule, make_runner
+from llmjp_jax.parallel.pipeline import Pipeline, PipelineSchedule
 from llmjp_jax.train.loop import train
 
 from .conftest import read_metrics, small_config
@@ -33,7 +33,7 @@ def _mesh(stages: int):
 
 
 @pytest.mark.parametrize("stages,repeats,micro", [(2, 1, 2), (4, 1, 4), (2, 2, 2), (2, 3, 4),
-                                                  (4, 2, 6)])
+                                                  (4, 2, 8), (4, 6, 4)])
 @pytest.mark.parametrize("with_segments", [False, True])
 def test_schedule_equals_layers_in_order(stages, repeats, micro, with_segments):
     layers, batch, length, dim = stages * repeats * 2, 2 * micro, 3, 8
@@ -42,17 +42,18 @@ def test_schedule_equals_layers_in_order(stages, repeats, micro, with_segments):
     x = jax.random.normal(keys[1], (batch, length, dim))
     positions = jnp.broadcast_to(jnp.arange(length), (batch, length)) + jnp.arange(batch)[:, None]
     segments = jax.random.randint(keys[2], (batch, length), 0, 3) if with_segments else None
-    runner = make_runner(PipelineSchedule(stages, repeats, micro))
+    pipeline = Pipeline(PipelineSchedule(stages, repeats, micro), layers_key="w")
 
-    def loss(run, stacked, x):
-        return jnp.sum(jnp.sin(run(_toy_stack, stacked, x, positions, segments)))
+    def pipelined(stacked, x):
+        staged = pipeline.to_stages(stacked)
+        return jnp.sum(jnp.sin(pipeline.run_blocks(_toy_stack, staged, x, positions, segments)))
 
-    def in_order(stack_fn, *args):
-        return stack_fn(*args)
+    def in_order(stacked, x):
+        return jnp.sum(jnp.sin(_toy_stack(stacked, x, positions, segments)))
 
     with jax.set_mesh(_mesh(stages)):
-        got = jax.jit(jax.value_and_grad(lambda s, x: loss(runner, s, x), argnums=(0, 1)))(stacked, x)
-    want = jax.value_and_grad(lambda s, x: loss(in_order, s, x), argnums=(0, 1))(stacked, x)
+        got = jax.jit(jax.value_and_grad(pipelined, argnums=(0, 1)))(stacked, x)
+    want = jax.value_and_grad(in_order, argnums=(0, 1))(stacked, x)
     np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(got[1][0]["w"], want[1][0]["w"], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(got[1][1], want[1][1], rtol=1e-4, atol=1e-5)
@@ -74,11 +75,13 @@ def test_model_logits_with_pipeline_equal_without():
     want = model(tokens, positions, segments)
     mesh = make_mesh(dict(data=2, pipeline=2, fsdp=1, tensor=2))
     graphdef, params = nnx.split(model)
-    runner = make_runner(PipelineSchedule(2, 2, 2))
+    params = nnx.to_pure_dict(params)
+    pipeline = Pipeline(PipelineSchedule(2, 2, 2))
 
     @jax.jit
     def logits(params):
-        return nnx.merge(graphdef, params)(tokens, positions, segments, run_blocks=runner)
+        params = pipeline.to_stages(params)
+        return nnx.merge(graphdef, params)(tokens, positions, segments, run_blocks=pipeline.run_blocks)
 
     with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_RULES):
         params = jax.device_put(params, jax.sharding.NamedSharding(mesh, P()))
@@ -127,7 +130,9 @@ def test_pipeline_training_equals_one_device(corpus, tmp_path, one_device_losses
     (dict(pipeline=2, pipeline_repeats=3), "model.num_layers=4 is not divisible by mesh.pipeline=2 x "
                                            "mesh.pipeline_repeats=3"),
     (dict(pipeline=4, pipeline_microbatches=2), "mesh.pipeline_microbatches=2 must be at least"),
-    (dict(pipeline=2, pipeline_microbatches=3), "mesh.pipeline_microbatches=3 does not divide"),
+    (dict(pipeline=2, pipeline_microbatches=3), "mesh.pipeline_microbatches=3 must be a multiple of "
+                                                "mesh.pipeline=2"),
+    (dict(pipeline=2, pipeline_microbatches=6), "mesh.pipeline_microbatches=6 does not divide"),
     (dict(pipeline=2, data=4, pipeline_microbatches=4), "cannot be split over mesh.data x mesh.fsdp"),
     (dict(pipeline=1, pipeline_repeats=2), "mesh.pipeline_repeats=2 needs mesh.pipeline > 1"),
 ])

@@ -56,10 +56,10 @@ class Llama(nnx.Module):
             x_BxTxD = run_blocks(self._stack_fn(), stacked, x_BxTxD, positions_BxT, segment_ids_BxT)
         else:
             x_BxTxD, cache = self._run_blocks_cached(x_BxTxD, positions_BxT, cache)
-        x_BxTxD = self.final_norm(x_BxTxD)
+        x_BxTxD = self.final_norm(constrain(x_BxTxD, "act_head_batch", "act_len", "act_embed"))
         head_DxV = self.embed[...].T if cfg.tie_embeddings else self.head[...]
         logits_BxTxV = x_BxTxD @ head_DxV.astype(x_BxTxD.dtype)
-        logits_BxTxV = constrain(logits_BxTxV.astype(jnp.float32), "act_batch", "act_len", "act_vocab")
+        logits_BxTxV = constrain(logits_BxTxV.astype(jnp.float32), "act_head_batch", "act_len", "act_vocab")
         return logits_BxTxV if cache is None else (logits_BxTxV, cache)
 
     def _stack_fn(self):

@@ -16,9 +16,11 @@ activations.
 """
 
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.sharding import PartitionSpec as P
 
 AXIS = "pipeline"
@@ -48,6 +50,8 @@ class PipelineSchedule:
         if m < s:
             raise ValueError(f"mesh.pipeline_microbatches={m} must be at least mesh.pipeline={s} "
                              "(every stage needs a microbatch to work on).")
+        if m % s:
+            raise ValueError(f"mesh.pipeline_microbatches={m} must be a multiple of mesh.pipeline={s}.")
         if batch % m:
             raise ValueError(f"mesh.pipeline_microbatches={m} does not divide the {batch} sequences "
                              "of a step (train.global_batch / train.microbatches).")
@@ -59,38 +63,79 @@ def schedule_from_config(mesh_cfg, stages: int) -> PipelineSchedule:
     return PipelineSchedule(stages, int(mesh_cfg.get("pipeline_repeats", 1)), microbatches)
 
 
-def make_runner(schedule: PipelineSchedule):
-    """Returns run(stack_fn, stacked, x_BxTxD, positions_BxT, segment_ids_BxT) -> x_BxTxD.
+class Pipeline:
+    """What the train and eval steps need to run the layers as a pipeline.
 
-    `stack_fn(params, x, positions, segment_ids)` runs a stack of layers (leading axis) in
-    order; the runner gives each stage its own layers. Must be called under `jax.set_mesh`
-    with a mesh whose "pipeline" axis has `schedule.stages` devices.
+    The state keeps the layers in model order, contiguously sharded over "pipeline" (so
+    checkpoints, exports and other meshes never see the schedule). `to_stages` reorders
+    them once per step so each stage holds its own blocks in repeat order; `run_blocks`
+    then runs the schedule. Both must run under `jax.set_mesh` with a mesh whose
+    "pipeline" axis has `schedule.stages` devices.
     """
-    S, R, M = schedule.stages, schedule.repeats, schedule.microbatches
 
-    def run(stack_fn, stacked, x_BxTxD, positions_BxT, segment_ids_BxT):
+    def __init__(self, schedule: PipelineSchedule, layers_key: str = "blocks"):
+        self.schedule, self.layers_key = schedule, layers_key
+
+    def to_stages(self, params: dict) -> dict:
+        """Model order -> stage order for params[layers_key] (identity without repeats)."""
+        if self.schedule.repeats == 1:
+            return params
+        reorder = jax.shard_map(lambda p: _to_stage_order(p, self.schedule), in_specs=P(AXIS),
+                                out_specs=P(AXIS), axis_names={AXIS})
+        return {**params, self.layers_key: jax.tree.map(reorder, params[self.layers_key])}
+
+    def run_blocks(self, stack_fn, stacked, x_BxTxD, positions_BxT, segment_ids_BxT):
+        """Runs layers given in stage order; `stack_fn(params, x, positions, segment_ids)` runs
+        a stack of layers (leading axis) in order. Same contract as the model's default."""
+        S, R, M = self.schedule.stages, self.schedule.repeats, self.schedule.microbatches
+
         # Row i of microbatch m is row i * M + m, so each microbatch spans every data shard.
         def micro(a):
             return a.reshape(a.shape[0] // M, M, *a.shape[1:]).swapaxes(0, 1)
 
-        def by_stage(p_LxF):
-            per_block = p_LxF.shape[0] // (S * R)
-            return p_LxF.reshape(R, S, per_block, *p_LxF.shape[1:]).swapaxes(0, 1)
-
         segs = None if segment_ids_BxT is None else micro(segment_ids_BxT)
-        staged = jax.tree.map(by_stage, stacked)
+        staged = jax.tree.map(lambda p: p.reshape(S, R, p.shape[0] // (S * R), *p.shape[1:]), stacked)
         loop = jax.shard_map(
-            lambda p, x, pos, seg: _stage_loop(stack_fn, schedule, p, x, pos, seg),
-            in_specs=(P(AXIS), P(), P(), None if segs is None else P()), out_specs=P(),
+            lambda p, x, pos, seg: _stage_loop(stack_fn, self.schedule, x_BxTxD.dtype, p, x, pos, seg),
+            in_specs=(P(AXIS), P(), P(), None if segs is None else P()), out_specs=P(AXIS),
             axis_names={AXIS})
-        out_MxbxTxD = loop(staged, micro(x_BxTxD), micro(positions_BxT), segs)
-        return out_MxbxTxD.swapaxes(0, 1).reshape(x_BxTxD.shape)
+        # The activations cross the shard_map boundary in float32: the sums over the pipeline
+        # axis there (the output below, and the input's gradient) stay exact, and XLA:CPU
+        # crashes on bfloat16 all-reduces built this way (AllReducePromotion, jaxlib 0.10.2).
+        out_MxbxTxD = loop(staged, micro(x_BxTxD.astype(jnp.float32)), micro(positions_BxT), segs)
+        return out_MxbxTxD.swapaxes(0, 1).reshape(x_BxTxD.shape).astype(x_BxTxD.dtype)
 
-    return run
+
+def _to_stage_order(local, schedule):
+    """One stage's contiguous blocks s*R .. s*R+R-1 -> its circular blocks r*S + s (r < R).
+
+    Each block moves once, by ppermute: round k sends every stage's k-th block to the stage
+    that runs it. A round's destinations collide when gcd(R, S) = g > 1, so it is split into
+    g sub-rounds whose sources are S / g consecutive stages (those never collide). GSPMD
+    would instead gather the whole layer stack on every device (it cannot shard this reshape).
+    """
+    S, R = schedule.stages, schedule.repeats
+    g = math.gcd(R, S)
+    stage = jax.lax.axis_index(AXIS)
+    blocks = local.reshape(R, local.shape[0] // R, *local.shape[1:])
+    out = jnp.zeros_like(blocks)
+    for k in range(R):
+        for j in range(g):
+            sources = range(j * S // g, (j + 1) * S // g)
+            pairs = [(s, (s * R + k) % S) for s in sources]
+            slot = np.full(S, -1)  # where each destination puts what it receives this round
+            for s, d in pairs:
+                slot[d] = (s * R + k) // S
+            received = jax.lax.ppermute(blocks[k], AXIS, pairs)
+            mine = jnp.asarray(slot)[stage]
+            out = jnp.where(mine >= 0, out.at[jnp.maximum(mine, 0)].set(received), out)
+    return out.reshape(local.shape)
 
 
-def _stage_loop(stack_fn, schedule, staged, x_MxbxTxD, pos_MxbxT, seg_MxbxT):
+def _stage_loop(stack_fn, schedule, dtype, staged, x_MxbxTxD, pos_MxbxT, seg_MxbxT):
     S, R, M = schedule.stages, schedule.repeats, schedule.microbatches
+    # Marked as varying before the cast, so the gradient's sum over stages is in float32.
+    x_MxbxTxD = jax.lax.pcast(x_MxbxTxD, AXIS, to="varying").astype(dtype)
     layers_RxK = jax.tree.map(lambda p: p[0], staged)  # this stage's [repeats, layers per block, ...]
     stage = jax.lax.axis_index(AXIS)
     ring = [(i, (i + 1) % S) for i in range(S)]
@@ -108,8 +153,10 @@ def _stage_loop(stack_fn, schedule, staged, x_MxbxTxD, pos_MxbxT, seg_MxbxT):
         buffer_MxbxTxD = buffer_MxbxTxD.at[(t - S + 1) % M].set(received_bxTxD)
         return (received_bxTxD, buffer_MxbxTxD), None
 
-    zeros = jax.lax.pcast(jnp.zeros_like(x_MxbxTxD), AXIS, to="varying")
+    zeros = jnp.zeros_like(x_MxbxTxD)  # varying over stages, like x
     carry = (zeros[0], zeros)
     (_, buffer_MxbxTxD), _ = jax.lax.scan(iteration, carry, jnp.arange(schedule.iterations))
-    # Only stage 0's buffer holds the results; the sum hands them to every stage.
-    return jax.lax.psum(jnp.where(stage == 0, buffer_MxbxTxD, 0), AXIS)
+    # Only stage 0's buffer holds the results; the scattered sum hands each stage M / S of the
+    # microbatches, so the output head and the loss are split over the stages, not repeated.
+    mine = jnp.where(stage == 0, buffer_MxbxTxD, 0).astype(jnp.float32)
+    return jax.lax.psum_scatter(mine, AXIS, scatter_dimension=0, tiled=True)

@@ -22,6 +22,9 @@ LOGICAL_RULES = (
     ("norm", None),
     ("layers", "pipeline"),
     ("act_batch", BATCH),
+    # The batch of the final norm, output head and loss, after the layers: split over the
+    # pipeline stages too, so they share that work instead of each doing all of it.
+    ("act_head_batch", BATCH + ("pipeline",)),
     ("act_len", None),
     ("act_embed", None),
     ("act_heads", "tensor"),

@@ -1,5 +1,6 @@
 """The training loop: build everything from the config, resume if possible, train, log, save."""
 
+import contextlib
 import json
 import os
 import time
@@ -15,7 +16,7 @@ from llmjp_jax.log import get_logger
 from llmjp_jax.model import LlamaConfig
 from llmjp_jax.optim import make_optimizer, make_schedule
 from llmjp_jax.parallel import LOGICAL_RULES, batch_sharding, make_mesh
-from llmjp_jax.parallel.pipeline import make_runner, schedule_from_config
+from llmjp_jax.parallel.pipeline import Pipeline, schedule_from_config
 from llmjp_jax.train import checkpoint
 from llmjp_jax.train.flops import peak_flops
 from llmjp_jax.train.metrics import MetricsWriter
@@ -32,19 +33,28 @@ class Run:
         self.cfg, self.workdir = cfg, workdir
         self.devices = list(jax.devices() if devices is None else devices)
         degrees = validate(cfg, len(self.devices), jax.process_count())
-        self.run_blocks = None
+        self.pipeline = None
         if degrees["pipeline"] > 1:
             schedule = schedule_from_config(cfg.mesh, degrees["pipeline"])
             log.info("Pipeline: %d stages x %d repeats, %d microbatches, bubble %.1f%% of stage time",
                      schedule.stages, schedule.repeats, schedule.microbatches,
                      100 * schedule.bubble_fraction)
-            self.run_blocks = make_runner(schedule)
+            self.pipeline = Pipeline(schedule)
         self.model_cfg = LlamaConfig.from_dict(cfg.model)
         self.mesh = make_mesh(cfg.mesh, self.devices)
         t = cfg.train
         self.schedule = make_schedule(cfg.optim, t.steps)
         self.tx = make_optimizer(cfg.optim, t.steps)
         self.batch_sharding = batch_sharding(self.mesh)
+        # Parameter shardings come from the raw logical names (outside the rules
+        # context, which would already rename them); activations use the context.
+        self.spec = state_spec(self.model_cfg, self.tx, self.mesh)
+
+    @contextlib.contextmanager
+    def context(self):
+        """The mesh and the logical-axis rules that jitting and running the steps need."""
+        with jax.set_mesh(self.mesh), nn.logical_axis_rules(LOGICAL_RULES):
+            yield
 
     def _global(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
         """This process's rows (its loader shards' rows) -> global arrays, batch sharded over data x fsdp."""
@@ -81,10 +91,11 @@ class Run:
             state["params"] = imported_params(self.cfg.train.init_params_from, self.model_cfg, spec)
         return state, 0
 
-    def _compile(self, spec):
-        t = self.cfg.train
+    def compile_step(self):
+        """The train step compiled ahead of time for this config's state and batch shapes."""
+        t, spec = self.cfg.train, self.spec
         step = make_train_step(spec.graphdef, self.tx, self.schedule, t.microbatches, t.z_loss,
-                               self.run_blocks)
+                               self.pipeline)
         row = jax.ShapeDtypeStruct((t.global_batch, t.seq_len + 1), np.int32, sharding=self.batch_sharding)
         keys = ("tokens",) + (("segment_ids", "positions") if self.cfg.data.packing == "first_fit" else ())
         batch = {k: row for k in keys}
@@ -102,7 +113,7 @@ class Run:
             eval_dir, t.seq_len, t.global_batch, t.eval_batches, jax.process_index(),
             jax.process_count(), self.model_cfg.padded_vocab, self.cfg.data.packing,
             self.cfg.data.loader_shards)]
-        evaluate = jax.jit(make_eval_step(spec.graphdef, self.run_blocks))
+        evaluate = jax.jit(make_eval_step(spec.graphdef, self.pipeline))
 
         def run(params) -> float:
             sums = [evaluate(params, b) for b in batches]
@@ -112,15 +123,13 @@ class Run:
 
     def train(self) -> dict:
         t = self.cfg.train
-        # Parameter shardings come from the raw logical names (outside the rules
-        # context, which would already rename them); activations use the context.
-        spec = state_spec(self.model_cfg, self.tx, self.mesh)
-        with jax.set_mesh(self.mesh), nn.logical_axis_rules(LOGICAL_RULES):
+        spec = self.spec
+        with self.context():
             data_iter = self._data_iter()
             manager = checkpoint.make_manager(os.path.join(self.workdir, "checkpoints"), t)
             try:
                 state, start = self._start(spec, manager, data_iter)
-                step_fn, evaluate = self._compile(spec), self._evaluator(spec)
+                step_fn, evaluate = self.compile_step(), self._evaluator(spec)
                 writer = MetricsWriter(self.workdir, start, t.steps, enabled=jax.process_index() == 0)
                 config_json = json.loads(self.cfg.to_json())
                 try:

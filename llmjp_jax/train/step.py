@@ -7,12 +7,13 @@ import optax
 from llmjp_jax.train.loss import loss_sums
 
 
-def make_train_step(graphdef, tx, schedule, microbatches: int, z_loss: float, run_blocks=None):
+def make_train_step(graphdef, tx, schedule, microbatches: int, z_loss: float, pipeline=None):
     """Returns step(state, batch) -> (state, metrics); one optimizer update per call.
 
     `batch` holds int32 [B, T+1] arrays: "tokens", and for first-fit packing
-    "segment_ids" and "positions". `run_blocks`: see `Llama.__call__` (pipelining).
+    "segment_ids" and "positions". `pipeline`: a `llmjp_jax.parallel.pipeline.Pipeline`.
     """
+    run_blocks = pipeline.run_blocks if pipeline else None
 
     def objective(params, batch):
         ce_sum, z_sum, count = loss_sums(graphdef, params, batch, run_blocks)
@@ -37,7 +38,11 @@ def make_train_step(graphdef, tx, schedule, microbatches: int, z_loss: float, ru
 
     def step(state, batch):
         params = state["params"]
-        grad_sums, (ce_sum, z_sum, count) = accumulate(params, batch)
+        # The layers are put in pipeline stage order once per step, not once per microbatch;
+        # the gradients come back to model order through the same function's transpose.
+        run_params, to_model_order = jax.vjp(pipeline.to_stages if pipeline else lambda p: p, params)
+        grad_sums, (ce_sum, z_sum, count) = accumulate(run_params, batch)
+        grad_sums = to_model_order(grad_sums)[0]
         grads = jax.tree.map(lambda g: g / count, grad_sums)
         updates, opt_state = tx.update(grads, state["opt_state"], params)
         new_state = {"step": state["step"] + 1, "params": optax.apply_updates(params, updates),
@@ -49,11 +54,13 @@ def make_train_step(graphdef, tx, schedule, microbatches: int, z_loss: float, ru
     return step
 
 
-def make_eval_step(graphdef, run_blocks=None):
+def make_eval_step(graphdef, pipeline=None):
     """Returns eval(params, batch) -> (sum of cross entropy, number of targets)."""
 
     def evaluate(params, batch):
-        ce_sum, _, count = loss_sums(graphdef, params, batch, run_blocks)
+        if pipeline:
+            params = pipeline.to_stages(params)
+        ce_sum, _, count = loss_sums(graphdef, params, batch, pipeline.run_blocks if pipeline else None)
         return ce_sum, count
 
     return evaluate
