@@ -17,10 +17,11 @@ from llmjp_jax.train.loop import train
 from .conftest import read_metrics, small_config
 
 
-def _toy_stack(stacked, x_BxTxD, positions_BxT, segment_ids_BxT):
+def _toy_stack(stacked, x_BxTxD, positions_BxT, segment_ids_BxT, choice=None):
     """Layers whose result depends on the layer order, the positions and the segments."""
     for i in range(stacked["w"].shape[0]):
-        h = x_BxTxD @ stacked["w"][i] + 0.01 * positions_BxT[..., None]
+        w = stacked["w"][i] if choice is None else stacked["w"][i, choice]
+        h = x_BxTxD @ w + 0.01 * positions_BxT[..., None]
         if segment_ids_BxT is not None:
             h = h * (1.0 + 0.1 * segment_ids_BxT[..., None])
         x_BxTxD = x_BxTxD + jnp.tanh(h)

@@ -63,13 +63,20 @@ class Llama(nnx.Module):
         return logits_BxTxV if cache is None else (logits_BxTxV, cache)
 
     def _stack_fn(self):
-        """stack_fn(stacked, x, positions, segment_ids): runs a stack of layers in order,
-        with scan or unrolled, each layer rematerialised per model.remat."""
+        """stack_fn(stacked, x, positions, segment_ids, choice=None): runs a stack of layers in
+        order, with scan or unrolled, each layer rematerialised per model.remat.
+
+        With `choice`, every leaf of `stacked` is [layers, choices, ...] and each layer takes
+        [choice] inside its remat region, so the backward pass keeps no copy of the chosen
+        parameters (a pipeline stage picks its block per iteration this way).
+        """
         graphdef = nnx.graphdef(self.blocks)
         cfg = self.cfg
 
-        def stack_fn(stacked, x_BxTxD, positions_BxT, segment_ids_BxT):
+        def stack_fn(stacked, x_BxTxD, positions_BxT, segment_ids_BxT, choice=None):
             def layer(x, params):
+                if choice is not None:
+                    params = jax.tree.map(lambda p: p[choice], params)
                 return nnx.merge(graphdef, params)(x, positions_BxT, segment_ids_BxT), None
 
             if cfg.remat != "none":

@@ -85,8 +85,8 @@ class Pipeline:
         return {**params, self.layers_key: jax.tree.map(reorder, params[self.layers_key])}
 
     def run_blocks(self, stack_fn, stacked, x_BxTxD, positions_BxT, segment_ids_BxT):
-        """Runs layers given in stage order; `stack_fn(params, x, positions, segment_ids)` runs
-        a stack of layers (leading axis) in order. Same contract as the model's default."""
+        """Runs layers given in stage order; `stack_fn(params, x, positions, segment_ids,
+        choice=None)` runs a stack of layers (leading axis) in order (see `Llama._stack_fn`)."""
         S, R, M = self.schedule.stages, self.schedule.repeats, self.schedule.microbatches
 
         # Row i of microbatch m is row i * M + m, so each microbatch spans every data shard.
@@ -136,7 +136,8 @@ def _stage_loop(stack_fn, schedule, dtype, staged, x_MxbxTxD, pos_MxbxT, seg_Mxb
     S, R, M = schedule.stages, schedule.repeats, schedule.microbatches
     # Marked as varying before the cast, so the gradient's sum over stages is in float32.
     x_MxbxTxD = jax.lax.pcast(x_MxbxTxD, AXIS, to="varying").astype(dtype)
-    layers_RxK = jax.tree.map(lambda p: p[0], staged)  # this stage's [repeats, layers per block, ...]
+    # This stage's layers as [layers per block, repeats, ...] (or just [layers per block, ...]).
+    layers_KxR1 = jax.tree.map(lambda p: p[0, 0] if R == 1 else p[0].swapaxes(0, 1), staged)
     stage = jax.lax.axis_index(AXIS)
     ring = [(i, (i + 1) % S) for i in range(S)]
 
@@ -145,9 +146,11 @@ def _stage_loop(stack_fn, schedule, dtype, staged, x_MxbxTxD, pos_MxbxT, seg_Mxb
         m, r = (t - stage) % M, jnp.clip((t - stage) // M, 0, R - 1)
         first = jnp.where(t < M, x_MxbxTxD[m], buffer_MxbxTxD[m])
         x_bxTxD = jnp.where(stage == 0, first, received_bxTxD)
-        params = jax.tree.map(lambda p: p[r], layers_RxK)
         seg = None if seg_MxbxT is None else seg_MxbxT[m]
-        y_bxTxD = stack_fn(params, x_bxTxD, pos_MxbxT[m], seg)
+        if R == 1:
+            y_bxTxD = stack_fn(layers_KxR1, x_bxTxD, pos_MxbxT[m], seg)
+        else:  # the block is picked inside each layer's remat region: no per-iteration copy
+            y_bxTxD = stack_fn(layers_KxR1, x_bxTxD, pos_MxbxT[m], seg, choice=r)
         received_bxTxD = jax.lax.ppermute(y_bxTxD, AXIS, ring)
         # On stage 0, what just arrived is the last stage's output for microbatch t - S + 1.
         buffer_MxbxTxD = buffer_MxbxTxD.at[(t - S + 1) % M].set(received_bxTxD)
