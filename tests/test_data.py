@@ -102,6 +102,20 @@ def test_pipeline_is_deterministic_and_resumes_exactly(corpus):
     assert not np.array_equal(other[0], first[0])
 
 
+def test_resume_from_json_state_at_every_step(corpus):
+    """The checkpoint stores the data position as JSON (tuples become lists); resuming from any
+    step, mid-document ones included, must give the same next batches."""
+    a = iter(_train(corpus, 3))
+    for step in range(30):
+        state = json.loads(json.dumps(a.get_state()))
+        expected = _take(a, 2)
+        b = iter(_train(corpus, 3))
+        b.set_state(state)
+        got = _take(b, 2)
+        assert all(np.array_equal(x, y) for x, y in zip(expected, got)), f"resume after step {step}"
+        a = b
+
+
 def test_packing_keeps_every_token_in_order(corpus):
     """One epoch without shuffling, concatenated, equals the documents concatenated."""
     import grain

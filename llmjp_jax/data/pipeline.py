@@ -135,7 +135,18 @@ class ShardedIterator:
             raise ValueError(f"The data state holds loader shards {sorted(state, key=int)}, but this run "
                              f"has data.loader_shards={self.shards}; set it as the saving run did.")
         for s, it in self._iters.items():
-            it.set_state(state[str(s)])
+            it.set_state(_grain_tuples(state[str(s)]))
+
+
+def _grain_tuples(state):
+    """Undoes what JSON did to Grain's state: its concat packer compares remainder slices
+    with the tuple (-1, -1), which a list never equals (it would resume with a wrong row)."""
+    if isinstance(state, dict):
+        return {k: ({n: tuple(v) for n, v in value.items()} if k == "remainder_slices"
+                    else _grain_tuples(value)) for k, value in state.items()}
+    if isinstance(state, list):
+        return [_grain_tuples(value) for value in state]
+    return state
 
 
 class ShardedDataset:
