@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import sentencepiece as spm
 from flax import nnx
 
 from llmjp_jax.interop.hf import load_hf, save_hf
@@ -102,8 +103,13 @@ def test_trained_run_exports_through_the_cli(corpus, tmp_path):
                           f"--workdir={tmp_path / 'run'}", f"--output={tmp_path / 'hf'}"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert sorted(os.listdir(tmp_path / "hf")) == ["config.json", "generation_config.json",
-                                                   "model.safetensors", "tokenizer.model"]
+    assert sorted(os.listdir(tmp_path / "hf")) == [
+        "config.json", "generation_config.json", "model.safetensors", "special_tokens_map.json",
+        "tokenizer.json", "tokenizer.model", "tokenizer_config.json"]
+    text = "日本語の文章と English text, 12345."
+    sp = spm.SentencePieceProcessor(model_file=corpus["tokenizer"])
+    assert transformers.AutoTokenizer.from_pretrained(tmp_path / "hf")(text).input_ids == [
+        sp.bos_id(), *sp.encode(text)]
     params, saved_cfg, step = read_run(str(tmp_path / "run"))
     assert step == 3
     model_cfg = LlamaConfig.from_dict(saved_cfg.model)

@@ -37,7 +37,7 @@ def _main(argv):
     from llmjp_jax.model import Llama, LlamaConfig
 
     params, cfg, _ = read_run(_WORKDIR.value, _STEP.value)
-    tokenizer_path = _TOKENIZER.value or run_tokenizer(cfg)
+    tokenizer_path = _TOKENIZER.value or run_tokenizer(cfg, _WORKDIR.value)
     if not tokenizer_path:
         raise app.UsageError("The run's tokenizer was not found; pass --tokenizer=PATH.model.")
     tok = Tokenizer(tokenizer_path)

@@ -1,58 +1,121 @@
-"""Export a training run's checkpoint as a Hugging Face folder (model, config, tokenizer)."""
+"""Export a training run's checkpoint as a Hugging Face folder (model, config, tokenizer).
+
+The export streams: the safetensors shards are planned from the checkpoint's shapes,
+and each shard is read (only the parameter slices it holds, never the optimizer
+state), written, and dropped before the next, so host memory stays near one shard.
+"""
 
 import json
 import os
 import shutil
 
-import jax
 import orbax.checkpoint as ocp
 from ml_collections import ConfigDict
 
 from llmjp_jax.data.shards import MANIFEST
-from llmjp_jax.interop.hf import save_hf
+from llmjp_jax.interop import hf
+from llmjp_jax.interop.checkpoint_params import ParamReader, restore_params
+from llmjp_jax.interop.hf import HFTensor
+from llmjp_jax.interop.hf_tokenizer import save_hf_tokenizer, special_ids
+from llmjp_jax.log import get_logger
 from llmjp_jax.model import LlamaConfig
-from llmjp_jax.optim import make_optimizer
-from llmjp_jax.parallel import make_mesh
 from llmjp_jax.train import checkpoint
-from llmjp_jax.train.state import state_spec
+
+log = get_logger()
+
+RUN_TOKENIZER = "tokenizer.model"  # a run's own tokenizer (llmjp-convert from-hf puts it there)
+
+
+def _open(workdir: str, step: int | None):
+    manager = checkpoint.open_read_only(os.path.join(workdir, "checkpoints"))
+    step = manager.latest_step() if step is None else step
+    if step is None:
+        manager.close()
+        raise FileNotFoundError(f"{workdir}/checkpoints holds no complete checkpoint.")
+    return manager, step
+
+
+def _config(manager: ocp.CheckpointManager, step: int) -> ConfigDict:
+    return ConfigDict(manager.restore(step, args=ocp.args.Composite(
+        config=ocp.args.JsonRestore()))["config"])
 
 
 def read_run(workdir: str, step: int | None = None) -> tuple[dict, ConfigDict, int]:
     """The parameters (host numpy) and config saved in `workdir` at `step` (default: latest)."""
-    manager = checkpoint.open_read_only(os.path.join(workdir, "checkpoints"))
+    manager, step = _open(workdir, step)
     try:
-        step = manager.latest_step() if step is None else step
-        if step is None:
-            raise FileNotFoundError(f"{workdir}/checkpoints holds no complete checkpoint.")
-        cfg = ConfigDict(manager.restore(step, args=ocp.args.Composite(
-            config=ocp.args.JsonRestore()))["config"])
-        model_cfg = LlamaConfig.from_dict(cfg.model)
-        mesh_cfg = {"data": 1, "pipeline": 1, "fsdp": 1, "tensor": 1}
-        mesh = make_mesh(mesh_cfg, jax.devices()[:1])
-        spec = state_spec(model_cfg, make_optimizer(cfg.optim, cfg.train.steps), mesh)
-        state = checkpoint.restore(manager, step, spec.abstract)
+        return restore_params(manager, step), _config(manager, step), step
     finally:
         manager.close()
-    return jax.device_get(state["params"]), cfg, step
 
 
-def export_hf(workdir: str, out_dir: str, step: int | None = None) -> int:
-    """Writes `out_dir` loadable by transformers' AutoModelForCausalLM; returns the step exported."""
-    params, cfg, step = read_run(workdir, step)
-    save_hf(params, LlamaConfig.from_dict(cfg.model), out_dir, max_positions=cfg.train.seq_len)
-    tokenizer = run_tokenizer(cfg)
-    if tokenizer:
+def _read_shard(reader: ParamReader, group: list[HFTensor]) -> dict:
+    """One shard's tensors, with one read per parameter (just the layers this shard holds)."""
+    out = {}
+    for path in dict.fromkeys(t.path for t in group):
+        members = [t for t in group if t.path == path]
+        layers = [t.layer for t in members if t.layer is not None]
+        first = min(layers) if layers else 0
+        block = reader.read(path, first, max(layers) + 1) if layers else reader.read(path)
+        for t in members:
+            out[t.name] = hf.convert(t, block if t.layer is None else block[t.layer - first])
+        del block
+    return {t.name: out[t.name] for t in group}
+
+
+def stream_safetensors(reader: ParamReader, cfg: LlamaConfig, out_dir: str,
+                       shard_bytes: int = hf.SHARD_BYTES) -> list[str]:
+    """Writes the safetensors shards one at a time, as `save_hf` lays them out."""
+    tensors = hf.hf_tensors(cfg)
+    sizes = ((t.name, reader.nbytes(t.path, None if t.layer is None else 1)) for t in tensors)
+    plan = hf.plan_shards(sizes, shard_bytes)
+    by_name = {t.name: t for t in tensors}
+    shards = (_read_shard(reader, [by_name[n] for n in names]) for names in plan)
+    return hf.write_shards(shards, len(plan), out_dir)
+
+
+def export_hf(workdir: str, out_dir: str, step: int | None = None, shard_bytes: int = hf.SHARD_BYTES) -> int:
+    """Writes `out_dir` loadable by transformers' AutoModelForCausalLM and AutoTokenizer; returns
+    the step exported."""
+    manager, step = _open(workdir, step)
+    try:
+        cfg = _config(manager, step)
+        step_dir = os.path.join(str(manager.directory), str(step))
+    finally:
+        manager.close()
+    model_cfg = LlamaConfig.from_dict(cfg.model)
+    tokenizer = run_tokenizer(cfg, workdir)
+    ids = _tokenizer_ids(tokenizer)
+    hf.write_metadata(model_cfg, out_dir, cfg.train.seq_len, ids)
+    stream_safetensors(ParamReader(step_dir), model_cfg, out_dir, shard_bytes)
+    if ids:
+        save_hf_tokenizer(tokenizer, out_dir, cfg.train.seq_len)
+    elif tokenizer:
         shutil.copyfile(tokenizer, os.path.join(out_dir, "tokenizer.model"))
     return step
 
 
-def run_tokenizer(cfg: ConfigDict) -> str | None:
-    """The SentencePiece model named by the training data's manifest, if it still exists."""
+def _tokenizer_ids(tokenizer: str | None) -> dict | None:
+    """The tokenizer's special ids, or None (with a warning) if no tokenizer.json can be written."""
+    if not tokenizer:
+        return None
+    try:
+        return special_ids(tokenizer)
+    except ValueError as e:
+        log.warning("Copying tokenizer.model only (AutoTokenizer will not load it): %s", e)
+        return None
+
+
+def run_tokenizer(cfg: ConfigDict, workdir: str | None = None) -> str | None:
+    """The run's own tokenizer.model if any, else the SentencePiece model named by the training
+    data's manifest, if it still exists."""
+    if workdir and os.path.isfile(os.path.join(workdir, RUN_TOKENIZER)):
+        return os.path.join(workdir, RUN_TOKENIZER)
     directory = next(iter(cfg.data.mixture.values()))["dir"] if cfg.data.get("mixture") else \
         cfg.data.train_dir
     try:
         with open(os.path.join(directory, MANIFEST)) as f:
             path = json.load(f)["tokenizer"]["path"]
-    except (OSError, KeyError):
+    except (OSError, KeyError, TypeError):
         return None
     return path if os.path.isfile(path) else None

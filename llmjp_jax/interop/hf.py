@@ -4,46 +4,137 @@ Our layout already follows Hugging Face's conventions (rotate-half RoPE, q/k/v
 heads laid out as [head, head_dim]), so conversion is reshapes and transposes:
 our kernels are [in, out] (split into heads), HF Linear weights are [out, in].
 Only numpy and safetensors are needed; torch and transformers are not.
+
+`hf_tensors` lists every HF tensor with the parameter (and layer) it comes from, so
+the shards can be planned from shapes alone and filled one at a time (export.py
+streams them from a checkpoint; `save_hf` takes parameters in memory).
 """
 
+import dataclasses
 import json
 import os
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
+from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from llmjp_jax.model.config import LlamaConfig
 
 INDEX = "model.safetensors.index.json"
+SINGLE = "model.safetensors"
+SHARD_BYTES = 5 * 2**30
+DEFAULT_SPECIAL_IDS = {"bos_token_id": 1, "eos_token_id": 2}
 
 
-def _layer_tensors(blocks: dict, i: int, cfg: LlamaConfig) -> dict[str, np.ndarray]:
-    d, dh = cfg.hidden, cfg.dh
-    a, m = blocks["attn"], blocks["mlp"]
+@dataclasses.dataclass(frozen=True)
+class HFTensor:
+    """One Hugging Face tensor: `to_hf(our_param[layer])` (the whole parameter if layer is None)."""
+    name: str
+    path: tuple[str, ...]
+    layer: int | None
+    to_hf: Callable[[np.ndarray], np.ndarray]
+
+
+def _same(x):
+    return x
+
+
+def _transposed(x):
+    return x.T
+
+
+def _layer_tensors(i: int, cfg: LlamaConfig) -> list[HFTensor]:
+    d, q_out = cfg.hidden, cfg.num_heads * cfg.dh
     p = f"model.layers.{i}."
-    return {
-        p + "self_attn.q_proj.weight": a["wq"][i].reshape(d, -1).T,
-        p + "self_attn.k_proj.weight": a["wk"][i].reshape(d, -1).T,
-        p + "self_attn.v_proj.weight": a["wv"][i].reshape(d, -1).T,
-        p + "self_attn.o_proj.weight": a["wo"][i].reshape(cfg.num_heads * dh, d).T,
-        p + "mlp.gate_proj.weight": m["w_gate"][i].T,
-        p + "mlp.up_proj.weight": m["w_up"][i].T,
-        p + "mlp.down_proj.weight": m["w_down"][i].T,
-        p + "input_layernorm.weight": blocks["attn_norm"]["scale"][i],
-        p + "post_attention_layernorm.weight": blocks["mlp_norm"]["scale"][i],
-    }
+    rows = [
+        ("self_attn.q_proj", ("attn", "wq"), lambda w: w.reshape(d, -1).T),
+        ("self_attn.k_proj", ("attn", "wk"), lambda w: w.reshape(d, -1).T),
+        ("self_attn.v_proj", ("attn", "wv"), lambda w: w.reshape(d, -1).T),
+        ("self_attn.o_proj", ("attn", "wo"), lambda w: w.reshape(q_out, d).T),
+        ("mlp.gate_proj", ("mlp", "w_gate"), _transposed),
+        ("mlp.up_proj", ("mlp", "w_up"), _transposed),
+        ("mlp.down_proj", ("mlp", "w_down"), _transposed),
+        ("input_layernorm", ("attn_norm", "scale"), _same),
+        ("post_attention_layernorm", ("mlp_norm", "scale"), _same),
+    ]
+    return [HFTensor(f"{p}{name}.weight", ("blocks", *path), i, fn) for name, path, fn in rows]
 
 
-def to_hf_tensors(params: dict, cfg: LlamaConfig):
-    """Yields (name, array) in Hugging Face naming, one tensor at a time."""
-    yield "model.embed_tokens.weight", np.asarray(params["embed"])
-    blocks = params["blocks"]
+def hf_tensors(cfg: LlamaConfig) -> list[HFTensor]:
+    """Every tensor of the HF model, in the order they are written."""
+    out = [HFTensor("model.embed_tokens.weight", ("embed",), None, _same)]
     for i in range(cfg.num_layers):
-        for name, value in _layer_tensors(blocks, i, cfg).items():
-            yield name, np.ascontiguousarray(np.asarray(value))
-    yield "model.norm.weight", np.asarray(params["final_norm"]["scale"])
+        out += _layer_tensors(i, cfg)
+    out.append(HFTensor("model.norm.weight", ("final_norm", "scale"), None, _same))
     if not cfg.tie_embeddings:
-        yield "lm_head.weight", np.ascontiguousarray(np.asarray(params["head"]).T)
+        out.append(HFTensor("lm_head.weight", ("head",), None, _transposed))
+    return out
+
+
+def convert(t: HFTensor, value: np.ndarray) -> np.ndarray:
+    """Our parameter slice -> the contiguous HF tensor."""
+    return np.ascontiguousarray(t.to_hf(np.asarray(value)))
+
+
+def _get(params: dict, path: tuple[str, ...]):
+    for key in path:
+        params = params[key]
+    return params
+
+
+def to_hf_tensors(params: dict, cfg: LlamaConfig) -> Iterator[tuple[str, np.ndarray]]:
+    """Yields (name, array) in Hugging Face naming, one tensor at a time."""
+    for t in hf_tensors(cfg):
+        value = _get(params, t.path)
+        yield t.name, convert(t, value if t.layer is None else value[t.layer])
+
+
+def plan_shards(sizes: Iterable[tuple[str, int]], shard_bytes: int) -> list[list[str]]:
+    """Names grouped into shards in order, a new shard when the next tensor would pass shard_bytes."""
+    shards, current, size = [], [], 0
+    for name, nbytes in sizes:
+        if current and size + nbytes > shard_bytes:
+            shards.append(current)
+            current, size = [], 0
+        current.append(name)
+        size += nbytes
+    shards.append(current)
+    return shards
+
+
+def shard_file(i: int, count: int) -> str:
+    return SINGLE if count == 1 else f"model-{i + 1:05d}-of-{count:05d}.safetensors"
+
+
+def write_metadata(cfg: LlamaConfig, out_dir: str, max_positions: int, special_ids: dict | None = None):
+    """config.json and generation_config.json (token ids from the tokenizer when given)."""
+    ids = {**DEFAULT_SPECIAL_IDS, **{k: v for k, v in (special_ids or {}).items()
+                                     if k in DEFAULT_SPECIAL_IDS and v is not None}}
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        json.dump({**hf_config(cfg, max_positions), **ids}, f, indent=2)
+    with open(os.path.join(out_dir, "generation_config.json"), "w") as f:
+        json.dump({**ids, "do_sample": False}, f, indent=2)
+
+
+def write_shards(shards: Iterable[dict[str, np.ndarray]], count: int, out_dir: str) -> list[str]:
+    """Writes each shard as it arrives (float32), then the index when there are several."""
+    names, weight_map, total = [], {}, 0
+    for shard in shards:  # not enumerate(): its cached result tuple would keep the last shard alive
+        name = shard_file(len(names), count)
+        shard = {k: v.astype(np.float32, copy=False) for k, v in shard.items()}
+        save_file(shard, os.path.join(out_dir, name), metadata={"format": "pt"})
+        weight_map.update(dict.fromkeys(shard, name))
+        total += sum(v.nbytes for v in shard.values())
+        names.append(name)
+        del shard  # before the next shard is built
+    if len(names) != count:
+        raise RuntimeError(f"Planned {count} safetensors shards but wrote {len(names)}.")
+    if count > 1:
+        with open(os.path.join(out_dir, INDEX), "w") as f:
+            json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
+    return names
 
 
 def hf_config(cfg: LlamaConfig, max_positions: int, dtype: str = "float32") -> dict:
@@ -59,43 +150,17 @@ def hf_config(cfg: LlamaConfig, max_positions: int, dtype: str = "float32") -> d
         "rms_norm_eps": cfg.norm_eps, "rope_theta": cfg.rope_theta,
         "rope_parameters": {"rope_type": "default", "rope_theta": cfg.rope_theta},
         "tie_word_embeddings": cfg.tie_embeddings, "attention_bias": False, "mlp_bias": False,
-        "bos_token_id": 1, "eos_token_id": 2, "dtype": dtype, "use_cache": True,
+        **DEFAULT_SPECIAL_IDS, "dtype": dtype, "use_cache": True,
     }
 
 
 def save_hf(params: dict, cfg: LlamaConfig, out_dir: str, max_positions: int,
-            shard_bytes: int = 5 * 2**30) -> list[str]:
+            shard_bytes: int = SHARD_BYTES, special_ids: dict | None = None) -> list[str]:
     """Writes config.json, generation_config.json and safetensors (sharded above `shard_bytes`)."""
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "config.json"), "w") as f:
-        json.dump(hf_config(cfg, max_positions), f, indent=2)
-    with open(os.path.join(out_dir, "generation_config.json"), "w") as f:
-        json.dump({"bos_token_id": 1, "eos_token_id": 2, "do_sample": False}, f, indent=2)
-    shards, current, size = [], {}, 0
-    for name, value in to_hf_tensors(params, cfg):
-        if current and size + value.nbytes > shard_bytes:
-            shards.append(current)
-            current, size = {}, 0
-        current[name] = value.astype(np.float32)
-        size += value.nbytes
-    shards.append(current)
-    return _write_shards(shards, out_dir)
-
-
-def _write_shards(shards: list[dict], out_dir: str) -> list[str]:
-    if len(shards) == 1:
-        save_file(shards[0], os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
-        return ["model.safetensors"]
-    names, weight_map = [], {}
-    for i, shard in enumerate(shards):
-        name = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
-        save_file(shard, os.path.join(out_dir, name), metadata={"format": "pt"})
-        weight_map.update(dict.fromkeys(shard, name))
-        names.append(name)
-    total = sum(v.nbytes for s in shards for v in s.values())
-    with open(os.path.join(out_dir, INDEX), "w") as f:
-        json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
-    return names
+    write_metadata(cfg, out_dir, max_positions, special_ids)
+    tensors = dict(to_hf_tensors(params, cfg))
+    plan = plan_shards(((k, v.nbytes) for k, v in tensors.items()), shard_bytes)
+    return write_shards(({k: tensors[k] for k in names} for names in plan), len(plan), out_dir)
 
 
 def config_from_hf(hf: dict, **overrides) -> LlamaConfig:
@@ -112,30 +177,89 @@ def config_from_hf(hf: dict, **overrides) -> LlamaConfig:
         vocab_multiple=1, **overrides)
 
 
+def read_hf_config(folder: str) -> dict:
+    """config.json of a Hugging Face Llama folder; errors name the file and what is wrong."""
+    path = os.path.join(folder, "config.json")
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"Hugging Face folder {folder} does not exist.")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: a Hugging Face model folder needs its config.json.")
+    try:
+        with open(path, encoding="utf-8") as f:
+            hf = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON ({e}).") from e
+    if not isinstance(hf, dict) or hf.get("model_type") != "llama":
+        kind = hf.get("model_type") if isinstance(hf, dict) else None
+        raise ValueError(f"{path} has model_type={kind!r}, not 'llama'.")
+    missing = [k for k in ("vocab_size", "num_hidden_layers", "hidden_size", "intermediate_size",
+                           "num_attention_heads") if k not in hf]
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(missing)}.")
+    return hf
+
+
 def load_hf(folder: str) -> tuple[dict, LlamaConfig]:
     """Reads a Hugging Face Llama folder into our parameter dict (float32) and config."""
-    with open(os.path.join(folder, "config.json")) as f:
-        hf = json.load(f)
-    if hf.get("model_type") != "llama":
-        raise ValueError(f"{folder}/config.json has model_type={hf.get('model_type')!r}, not 'llama'.")
-    cfg = config_from_hf(hf)
-    tensors = _read_tensors(folder)
-    return from_hf_tensors(tensors, cfg), cfg
+    cfg = config_from_hf(read_hf_config(folder))
+    return from_hf_tensors(_read_tensors(folder), cfg, folder), cfg
+
+
+def _weight_files(folder: str) -> list[str]:
+    index = os.path.join(folder, INDEX)
+    if os.path.exists(index):
+        try:
+            with open(index, encoding="utf-8") as f:
+                return sorted(set(json.load(f)["weight_map"].values()))
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"{index} is not a valid safetensors index ({e!r}).") from e
+    if not os.path.exists(os.path.join(folder, SINGLE)):
+        raise FileNotFoundError(f"{folder} has neither {SINGLE} nor {INDEX}: no weights to read "
+                                "(only safetensors are supported).")
+    return [SINGLE]
 
 
 def _read_tensors(folder: str) -> dict[str, np.ndarray]:
-    index = os.path.join(folder, INDEX)
-    files = ["model.safetensors"]
-    if os.path.exists(index):
-        with open(index) as f:
-            files = sorted(set(json.load(f)["weight_map"].values()))
     tensors = {}
-    for name in files:
-        tensors.update(load_file(os.path.join(folder, name)))
+    for name in _weight_files(folder):
+        path = os.path.join(folder, name)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path} not found (listed in {INDEX}).")
+        try:
+            tensors.update(load_file(path))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise ValueError(f"{path} is not a readable safetensors file ({e}).") from e
     return tensors
 
 
-def from_hf_tensors(t: dict[str, np.ndarray], cfg: LlamaConfig) -> dict:
+def _expected_shapes(cfg: LlamaConfig) -> dict[str, tuple[int, ...]]:
+    d, q, kv = cfg.hidden, cfg.num_heads * cfg.dh, cfg.num_kv_heads * cfg.dh
+    shapes = {"model.embed_tokens.weight": (cfg.padded_vocab, d), "model.norm.weight": (d,),
+              "lm_head.weight": (cfg.padded_vocab, d)}
+    per_layer = {"self_attn.q_proj": (q, d), "self_attn.k_proj": (kv, d), "self_attn.v_proj": (kv, d),
+                 "self_attn.o_proj": (d, q), "mlp.gate_proj": (cfg.ffn, d), "mlp.up_proj": (cfg.ffn, d),
+                 "mlp.down_proj": (d, cfg.ffn), "input_layernorm": (d,), "post_attention_layernorm": (d,)}
+    for i in range(cfg.num_layers):
+        shapes.update({f"model.layers.{i}.{k}.weight": v for k, v in per_layer.items()})
+    return shapes
+
+
+def check_tensors(t: dict[str, np.ndarray], cfg: LlamaConfig, folder: str = "the Hugging Face folder"):
+    """Every tensor the config needs is there with its shape; errors name the tensor."""
+    shapes = _expected_shapes(cfg)
+    if cfg.tie_embeddings:
+        del shapes["lm_head.weight"]
+    for name, shape in shapes.items():
+        if name not in t:
+            raise ValueError(f"{folder}: tensor {name} is missing from the safetensors files.")
+        if tuple(t[name].shape) != shape:
+            raise ValueError(f"{folder}: tensor {name} has shape {tuple(t[name].shape)}, config.json "
+                             f"implies {shape}.")
+
+
+def from_hf_tensors(t: dict[str, np.ndarray], cfg: LlamaConfig,
+                    folder: str = "the Hugging Face folder") -> dict:
+    check_tensors(t, cfg, folder)
     d, dh, h, kv = cfg.hidden, cfg.dh, cfg.num_heads, cfg.num_kv_heads
     f32 = lambda x: np.asarray(x, np.float32)  # noqa: E731
 

@@ -66,6 +66,7 @@ def extend_hf(in_dir: str, new_tokenizer: str, out_dir: str) -> list[str]:
     import os
 
     from llmjp_jax.interop.hf import load_hf, save_hf
+    from llmjp_jax.interop.hf_tokenizer import save_hf_tokenizer, special_ids
 
     old_tokenizer = os.path.join(in_dir, "tokenizer.model")
     if not os.path.isfile(old_tokenizer):
@@ -78,5 +79,11 @@ def extend_hf(in_dir: str, new_tokenizer: str, out_dir: str) -> list[str]:
     cfg = dataclasses.replace(cfg, vocab_size=params["embed"].shape[0])
     with open(os.path.join(in_dir, "config.json")) as f:
         max_positions = json.load(f).get("max_position_embeddings", 4096)
-    save_hf(params, cfg, out_dir, max_positions=max_positions)
+    merged = os.path.join(out_dir, "tokenizer.model")
+    try:  # tokenizer.json etc., so that AutoTokenizer loads the extended vocabulary
+        save_hf_tokenizer(merged, out_dir, max_positions)
+        ids = special_ids(merged)
+    except ValueError:
+        ids = None
+    save_hf(params, cfg, out_dir, max_positions=max_positions, special_ids=ids)
     return added

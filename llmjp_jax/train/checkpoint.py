@@ -57,13 +57,17 @@ def gather_data_state(local: dict[str, dict]) -> dict[str, dict]:
 
 def save(manager: ocp.CheckpointManager, step: int, state, data_iter, config_json: dict,
          force: bool = False) -> bool:
-    """Saves at the manager's interval (or when forced); every process must call it each step."""
+    """Saves at the manager's interval (or when forced); every process must call it each step.
+
+    `data_iter=None` (a run converted from elsewhere) saves no data position: a run started
+    from it with train.init_from reads its data from the beginning.
+    """
     if not (force or manager.should_save(step)):
         return False
-    return manager.save(step, force=force, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state),
-        data_state=ocp.args.JsonSave(gather_data_state(data_iter.get_state())),
-        config=ocp.args.JsonSave(config_json)))
+    items = {"state": ocp.args.StandardSave(state), "config": ocp.args.JsonSave(config_json)}
+    if data_iter is not None:
+        items[DATA_ITEM] = ocp.args.JsonSave(gather_data_state(data_iter.get_state()))
+    return manager.save(step, force=force, args=ocp.args.Composite(**items))
 
 
 class CorruptCheckpointError(RuntimeError):
@@ -80,14 +84,19 @@ def _refuse_legacy(where: str):
             f"with the version that wrote it, or start a new run from its parameters.")
 
 
-def restore(manager: ocp.CheckpointManager, step: int, abstract_state, data_iter=None):
+def restore(manager: ocp.CheckpointManager, step: int, abstract_state, data_iter=None,
+            data_optional: bool = False):
     """Restores the state onto the shardings in `abstract_state` (any mesh), and the data position
-    of the loader shards `data_iter` reads."""
+    of the loader shards `data_iter` reads. With `data_optional` (train.init_from), a checkpoint
+    saved without a data position leaves `data_iter` at the start; resuming a run never does."""
     where = os.path.join(str(manager.directory), str(step))
     items = {"state": ocp.args.StandardRestore(abstract_state)}
     if data_iter is not None:
         _refuse_legacy(where)
-        items[DATA_ITEM] = ocp.args.JsonRestore()
+        if data_optional and not os.path.isdir(os.path.join(where, DATA_ITEM)):
+            data_iter = None
+        else:
+            items[DATA_ITEM] = ocp.args.JsonRestore()
     try:
         restored = manager.restore(step, args=ocp.args.Composite(**items))
     except Exception as e:  # orbax/tensorstore raise many types; name the folder instead

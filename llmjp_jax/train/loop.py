@@ -83,7 +83,7 @@ class Run:
                 raise FileNotFoundError(f"train.init_from={self.cfg.train.init_from}: no checkpoint there.")
             log.info("Starting from %s step %d (state and data position)", directory, step)
             try:
-                return checkpoint.restore(source, step, spec.abstract, data_iter), step
+                return checkpoint.restore(source, step, spec.abstract, data_iter, data_optional=True), step
             finally:
                 source.close()
         state = init_state(self.model_cfg, self.tx, spec, self.cfg.train.seed)

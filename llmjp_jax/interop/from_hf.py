@@ -1,0 +1,95 @@
+"""A Hugging Face Llama folder -> a run directory with a step-0 checkpoint (llmjp-convert from-hf).
+
+The run holds what `--config.train.init_from=RUN` restores: the train state (step 0,
+the folder's parameters, a fresh optimizer state) and the config, plus the folder's
+tokenizer.model (used by `to-hf`). It has no data position, so a run started from it
+reads its data from the beginning.
+"""
+
+import json
+import math
+import os
+import shutil
+
+import jax
+import jax.numpy as jnp
+from ml_collections import ConfigDict
+
+from llmjp_jax.config import default_config
+from llmjp_jax.interop.export import RUN_TOKENIZER
+from llmjp_jax.interop.hf import load_hf, read_hf_config
+from llmjp_jax.model import LlamaConfig
+from llmjp_jax.optim import make_optimizer
+from llmjp_jax.parallel import make_mesh
+from llmjp_jax.train import checkpoint
+from llmjp_jax.train.state import state_spec
+
+# Settings that must agree between the folder and a given config (they shape or change the model).
+ARCHITECTURE = ("num_layers", "hidden", "ffn", "num_heads", "num_kv_heads", "dh", "padded_vocab",
+                "tie_embeddings", "rope_theta", "norm_eps", "scaled_embed")
+
+
+def run_config(hf: dict, model: LlamaConfig, seq_len: int | None = None,
+               base: ConfigDict | None = None) -> ConfigDict:
+    """`base` (default: the defaults) describing the folder's model; train.seq_len from `seq_len`,
+    else base's, else the folder's max_position_embeddings."""
+    cfg = ConfigDict(default_config().to_dict() if base is None else base.to_dict())
+    if base is None:
+        cfg.model.update(vocab_size=model.vocab_size, vocab_multiple=1, num_layers=model.num_layers,
+                         hidden=model.hidden, ffn=model.ffn, num_heads=model.num_heads,
+                         num_kv_heads=model.num_kv_heads, head_dim=model.dh, rope_theta=model.rope_theta,
+                         norm_eps=float(model.norm_eps), tie_embeddings=model.tie_embeddings,
+                         init_std=float(hf.get("initializer_range", cfg.model.init_std)))
+        seq_len = seq_len or hf.get("max_position_embeddings")
+    else:
+        ours = LlamaConfig.from_dict(cfg.model)
+        wrong = [f"{name}={getattr(model, name)} (config: {getattr(ours, name)})" for name in ARCHITECTURE
+                 if getattr(model, name) != getattr(ours, name)]
+        if wrong:
+            raise ValueError(f"The Hugging Face model differs from --config in {', '.join(wrong)}; set the "
+                             f"model.* settings to match.")
+    cfg.train.seq_len = int(seq_len or cfg.train.seq_len)
+    cfg.train.init_from = cfg.train.init_params_from = None
+    return cfg
+
+
+def initial_state(params: dict, model_cfg: LlamaConfig, cfg: ConfigDict) -> dict:
+    """Step 0 with `params` and a fresh optimizer state, spread (FSDP) over the local devices."""
+    tx = make_optimizer(cfg.optim, cfg.train.steps)
+    devices = jax.local_devices()
+    n = math.gcd(model_cfg.hidden, len(devices))
+    mesh = make_mesh({"data": 1, "pipeline": 1, "fsdp": n, "tensor": 1}, devices[:n])
+    spec = state_spec(model_cfg, tx, mesh)
+    placed = jax.device_put(params, spec.shardings["params"])
+
+    def init(p):
+        return {"step": jnp.int32(0), "params": p, "opt_state": tx.init(p)}
+
+    return jax.jit(init, out_shardings=spec.shardings)(placed)
+
+
+def _refuse_existing(workdir: str):
+    directory = os.path.join(workdir, "checkpoints")
+    if os.path.isdir(directory) and os.listdir(directory):
+        raise FileExistsError(f"{directory} already holds checkpoints; choose a new --workdir.")
+
+
+def import_hf(hf_dir: str, workdir: str, seq_len: int | None = None, base: ConfigDict | None = None
+              ) -> ConfigDict:
+    """Writes the run directory `workdir` from `hf_dir`; returns the run's config."""
+    _refuse_existing(workdir)
+    hf = read_hf_config(hf_dir)
+    params, model = load_hf(hf_dir)
+    cfg = run_config(hf, model, seq_len, base)
+    state = initial_state(params, LlamaConfig.from_dict(cfg.model), cfg)
+    del params
+    manager = checkpoint.make_manager(os.path.join(workdir, "checkpoints"), cfg.train)
+    try:
+        checkpoint.save(manager, 0, state, None, json.loads(cfg.to_json()), force=True)
+        manager.wait_until_finished()
+    finally:
+        manager.close()
+    tokenizer = os.path.join(hf_dir, RUN_TOKENIZER)
+    if os.path.isfile(tokenizer):
+        shutil.copyfile(tokenizer, os.path.join(workdir, RUN_TOKENIZER))
+    return cfg
