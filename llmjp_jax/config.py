@@ -12,7 +12,7 @@ from ml_collections import ConfigDict, config_dict
 from llmjp_jax.data.pipeline import LOADER_SHARDS, PACKINGS
 from llmjp_jax.model.config import ATTENTION, DTYPES, REMAT_POLICIES, LlamaConfig
 from llmjp_jax.optim import DECAY_SHAPES, SCHEDULES, wsd_decay_start
-from llmjp_jax.parallel.mesh import resolve_degrees
+from llmjp_jax.parallel.mesh import dcn_degrees, resolve_degrees
 from llmjp_jax.parallel.pipeline import schedule_from_config
 
 
@@ -44,7 +44,10 @@ def default_config() -> ConfigDict:
     # mesh.pipeline > 1 splits the layers into that many stages (llmjp_jax/parallel/pipeline.py);
     # pipeline_repeats > 1 makes the schedule circular; pipeline_microbatches (0: = stages) is
     # how many pieces each step's batch is cut into for the pipeline.
-    c.mesh = dict(data=1, pipeline=1, fsdp=-1, tensor=1, pipeline_repeats=1, pipeline_microbatches=0)
+    # mesh.dcn.<axis>: the part of that axis's degree that spans hosts / TPU slices (the slower
+    # network); e.g. 4 nodes x 8 GPUs with mesh.data=4, mesh.fsdp=8: --config.mesh.dcn.data=4.
+    c.mesh = dict(data=1, pipeline=1, fsdp=-1, tensor=1, pipeline_repeats=1, pipeline_microbatches=0,
+                  dcn=dict(data=1, pipeline=1, fsdp=1, tensor=1))
     return c
 
 
@@ -74,6 +77,7 @@ def validate(cfg: ConfigDict, num_devices: int, num_processes: int = 1) -> dict[
     _check(mc.dh % 2 == 0, f"head dimension {mc.dh} must be even for RoPE (model.head_dim).")
     try:
         degrees = resolve_degrees(cfg.mesh, num_devices)
+        dcn_degrees(cfg.mesh, degrees)
     except ValueError as e:
         raise ConfigError(str(e)) from e
     tp, shards = degrees["tensor"], degrees["data"] * degrees["fsdp"]

@@ -18,6 +18,7 @@ from .conftest import ROOT, read_metrics
 
 STEPS = 6
 MESH = {"mesh.data": 2, "mesh.fsdp": 2, "mesh.tensor": 2}
+DCN = {"mesh.dcn.data": 2}  # the 2-process run: data parallel across processes, the rest inside
 
 
 def _command(corpus, workdir, *extra, **overrides):
@@ -83,15 +84,16 @@ def _assert_same(got, want):
 
 @pytest.fixture(scope="module")
 def runs(corpus, tmp_path_factory):
-    """An uninterrupted 1-process x 8-device run, and the same run as 2 processes x 4 devices."""
+    """An uninterrupted 1-process x 8-device run, and the same run as 2 processes x 4 devices
+    (a hybrid mesh: mesh.dcn.data=2)."""
     root = tmp_path_factory.mktemp("multiprocess")
     single, multi = root / "single", root / "multi"
     port = _free_port()
     join = [f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", "--cpu_devices=4"]
     logs = [root / "single.log", root / "multi0.log", root / "multi1.log"]
     codes = _run([_command(corpus, single, "--cpu_devices=8"),
-                  _command(corpus, multi, *join, "--process_id=0"),
-                  _command(corpus, multi, *join, "--process_id=1")], logs)
+                  _command(corpus, multi, *join, "--process_id=0", **DCN),
+                  _command(corpus, multi, *join, "--process_id=1", **DCN)], logs)
     _check(codes, logs)
     return {"root": root, "single": single, "multi": multi, "logs": logs}
 

@@ -4,6 +4,7 @@ import math
 
 import jax
 import numpy as np
+from jax.experimental import mesh_utils
 from jax.sharding import AxisType, Mesh
 
 AXES = ("data", "pipeline", "fsdp", "tensor")
@@ -35,11 +36,42 @@ def resolve_degrees(mesh_cfg, num_devices: int) -> dict[str, int]:
     return degrees
 
 
+def dcn_degrees(mesh_cfg, degrees: dict[str, int]) -> dict[str, int]:
+    """mesh.dcn.<axis>: how much of each axis's degree spans granules (hosts or TPU slices),
+    joined by the slower data-centre network; the rest stays inside one granule."""
+    dcn = {a: int(mesh_cfg.get("dcn", {}).get(a, 1)) for a in AXES}
+    for a in AXES:
+        if dcn[a] < 1 or degrees[a] % dcn[a]:
+            raise ValueError(f"mesh.dcn.{a}={dcn[a]} must be >= 1 and divide mesh.{a}={degrees[a]}.")
+    return dcn
+
+
+def device_grid(mesh_cfg, devices) -> np.ndarray:
+    """The devices arranged as [data, pipeline, fsdp, tensor].
+
+    With mesh.dcn degrees, each granule (a TPU slice, else a process: launch one process per
+    host) holds a contiguous sub-mesh, so only the axes named in mesh.dcn cross granules.
+    """
+    degrees = resolve_degrees(mesh_cfg, len(devices))
+    dcn = dcn_degrees(mesh_cfg, degrees)
+    shape = tuple(degrees[a] for a in AXES)
+    if math.prod(dcn.values()) == 1:
+        if len(devices) == len(jax.devices()):
+            return mesh_utils.create_device_mesh(shape, devices, allow_split_physical_axes=True)
+        return np.asarray(devices).reshape(shape)
+    by_slice = devices[0].platform == "tpu" and getattr(devices[0], "slice_index", None) is not None
+    granules = len({d.slice_index if by_slice else d.process_index for d in devices})
+    if granules != math.prod(dcn.values()):
+        shown = " x ".join(f"mesh.dcn.{a}={dcn[a]}" for a in AXES)
+        raise ValueError(f"{shown} = {math.prod(dcn.values())} granules, but the devices span {granules} "
+                         f"{'TPU slices' if by_slice else 'processes'}; make them equal.")
+    ici = tuple(degrees[a] // dcn[a] for a in AXES)
+    return mesh_utils.create_hybrid_device_mesh(
+        ici, tuple(dcn[a] for a in AXES), devices, process_is_granule=not by_slice,
+        allow_split_physical_axes=True)
+
+
 def make_mesh(mesh_cfg, devices=None) -> Mesh:
     """A mesh over `devices` (default: all) with Auto axes, so GSPMD propagates shardings."""
     devices = list(jax.devices() if devices is None else devices)
-    degrees = resolve_degrees(mesh_cfg, len(devices))
-    shape = tuple(degrees[a] for a in AXES)
-    if len(devices) == len(jax.devices()):
-        return jax.make_mesh(shape, AXES, axis_types=(AxisType.Auto,) * len(AXES), devices=devices)
-    return Mesh(np.asarray(devices).reshape(shape), AXES, axis_types=(AxisType.Auto,) * len(AXES))
+    return Mesh(device_grid(mesh_cfg, devices), AXES, axis_types=(AxisType.Auto,) * len(AXES))

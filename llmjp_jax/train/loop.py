@@ -16,6 +16,7 @@ from llmjp_jax.log import get_logger
 from llmjp_jax.model import LlamaConfig
 from llmjp_jax.optim import make_optimizer, make_schedule
 from llmjp_jax.parallel import LOGICAL_RULES, batch_sharding, make_mesh
+from llmjp_jax.parallel.mesh import dcn_degrees
 from llmjp_jax.parallel.pipeline import Pipeline, schedule_from_config
 from llmjp_jax.train import checkpoint
 from llmjp_jax.train.flops import peak_flops
@@ -42,6 +43,9 @@ class Run:
             self.pipeline = Pipeline(schedule)
         self.model_cfg = LlamaConfig.from_dict(cfg.model)
         self.mesh = make_mesh(cfg.mesh, self.devices)
+        dcn = dcn_degrees(cfg.mesh, degrees)
+        log.info("Mesh: %s", ", ".join(f"{a}={n}" + (f" ({dcn[a]} across hosts)" if dcn[a] > 1 else "")
+                                        for a, n in degrees.items()))
         t = cfg.train
         self.schedule = make_schedule(cfg.optim, t.steps)
         self.tx = make_optimizer(cfg.optim, t.steps)
