@@ -2,6 +2,7 @@
 
 import glob
 import json
+import math
 import os
 import subprocess
 import sys
@@ -61,7 +62,7 @@ def test_every_preset_validates(path):
     spec.loader.exec_module(module)
     cfg = module.get_config()
     degrees = [cfg.mesh[a] for a in ("data", "pipeline", "fsdp", "tensor")]
-    devices = (256 if cfg.model.hidden > 8192 else 16) if -1 in degrees else 1
+    devices = (256 if cfg.model.hidden > 8192 else 16) if -1 in degrees else math.prod(degrees)
     validate(cfg, devices)
     assert cfg.optim.eps == 1e-8
 
