@@ -3,18 +3,19 @@
 #
 #   bash launch/tpu_vm.sh create  NAME ZONE ACCELERATOR   # e.g. my-v5p us-east5-a v5p-64
 #   bash launch/tpu_vm.sh install NAME ZONE               # copies this checkout, pip installs [tpu]
+#   bash launch/tpu_vm.sh mount   NAME ZONE BUCKET        # gcsfuse: gs://BUCKET at /gcs/BUCKET
 #   bash launch/tpu_vm.sh train   NAME ZONE CONFIG /gcs/BUCKET/runs/NAME [overrides...]
 #   bash launch/tpu_vm.sh delete  NAME ZONE
 #
 # `train` runs the same llmjp-train command on all workers (--worker=all); jax.distributed
-# detects the pod. The workdir and the data must be one filesystem all workers share, e.g. a
-# GCS bucket mounted with gcsfuse at the same path on every worker (metrics are appended to
-# a file, which plain gs:// paths do not allow).
+# detects the pod. The workdir and the data must be one filesystem all workers share: `mount`
+# puts a GCS bucket at /gcs/BUCKET on every worker with gcsfuse (ArrayRecord shards are read
+# as files, and metrics are appended to a file, which plain gs:// paths do not allow).
 set -euo pipefail
 gcloud=${GCLOUD:-gcloud}
 runtime=${TPU_RUNTIME:-v2-alpha-tpuv5}
 
-usage() { sed -n '2,10p' "$0"; exit 2; }
+usage() { sed -n '2,11p' "$0"; exit 2; }
 [ $# -ge 3 ] || usage
 action=$1 name=$2 zone=$3
 shift 3
@@ -40,6 +41,17 @@ case "$action" in
     on_all_workers "mkdir -p llmjp-jax && tar -xzf llmjp-jax.tar.gz -C llmjp-jax && \
       cd llmjp-jax && python3 -m venv .venv && .venv/bin/pip install -q -e '.[tpu]'"
     rm -f "$archive"
+    ;;
+  mount)
+    bucket=${1:?GCS bucket name, without gs://}
+    on_all_workers "command -v gcsfuse >/dev/null || { \
+      echo 'deb https://packages.cloud.google.com/apt gcsfuse-jammy main' | \
+        sudo tee /etc/apt/sources.list.d/gcsfuse.list && \
+      curl -fsSL https://packages.cloud.google.com/apt/doc/apt-key.gpg | \
+        sudo tee /etc/apt/trusted.gpg.d/gcsfuse.asc >/dev/null && \
+      sudo apt-get update -q && sudo apt-get install -yq gcsfuse; } && \
+      sudo mkdir -p /gcs/$bucket && sudo chown \"\$USER\" /gcs/$bucket && \
+      { mountpoint -q /gcs/$bucket || gcsfuse --implicit-dirs $bucket /gcs/$bucket; }"
     ;;
   train)
     config=${1:?config file}

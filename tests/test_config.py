@@ -75,6 +75,8 @@ def test_dry_run_prints_sizes_without_allocating():
     assert report["params_non_embedding"] == report["params"] - 2 * 99_584 * 12_288
     # fp32 params + two AdamW moments. Layers are sharded over pipeline=16 x fsdp=4 x tensor=4;
     # the embedding and head over fsdp x tensor only (norm scales replicated, negligible).
+    assert report["pipeline"] == {"stages": 16, "repeats": 6, "microbatches": 16,
+                                  "bubble_fraction": round(15 / (16 * 6 + 15), 4)}
     embedding = report["params"] - report["params_non_embedding"]
     assert report["bytes_per_device_params_and_optimizer"] == pytest.approx(
         12 * (report["params_non_embedding"] / 256 + embedding / 16), rel=0.01)

@@ -71,13 +71,15 @@ def test_tpu_vm_script_commands(tmp_path):
 
     assert run("create", "pod", "zone-a", "v5p-16").returncode == 0
     assert run("create", "pod", "zone-a", "v5p-16", EXISTS="1").returncode == 0
+    assert run("mount", "pod", "zone-a", "my-bucket").returncode == 0
     assert run("train", "pod", "zone-a", "configs/llmjp3/1.8b.py", "/gcs/b/run",
                "--config.optim.peak_lr=1e-4").returncode == 0
     assert run("bogus", "pod", "zone-a").returncode == 2
     calls = (tmp_path / "gcloud.log").read_text().splitlines()
     creates = [c for c in calls if " create " in c]
     assert len(creates) == 1 and "--accelerator-type=v5p-16" in creates[0]  # second call reused it
-    train = [c for c in calls if " ssh " in c]
-    assert len(train) == 1 and "--worker=all" in train[0]
-    assert ".venv/bin/llmjp-train --config=configs/llmjp3/1.8b.py --workdir=/gcs/b/run" in train[0]
-    assert "--config.optim.peak_lr=1e-4" in train[0]
+    mount, train = [c for c in calls if " ssh " in c]
+    assert "--worker=all" in mount and "gcsfuse --implicit-dirs my-bucket /gcs/my-bucket" in mount
+    assert "--worker=all" in train
+    assert ".venv/bin/llmjp-train --config=configs/llmjp3/1.8b.py --workdir=/gcs/b/run" in train
+    assert "--config.optim.peak_lr=1e-4" in train

@@ -142,3 +142,19 @@ def test_pipeline_config_errors_name_the_setting(corpus, mesh, message):
     cfg.mesh.update(mesh)
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         validate(cfg, 8)
+
+
+def test_pipelined_checkpoint_resumes_on_one_device(corpus, tmp_path, one_device_losses):
+    """Checkpoints keep the layers in model order: a circular-pipeline run's step-3 checkpoint
+    resumes on a single device and ends with the uninterrupted single-device losses."""
+    import shutil
+
+    cfg = _pipeline_config(corpus, **LAYOUTS["pipe2_circular2_data4"])
+    cfg.train.checkpoint_every = 3
+    train(cfg, str(tmp_path), devices=jax.devices())
+    shutil.rmtree(tmp_path / "checkpoints" / "5")
+    single = _pipeline_config(corpus, data=1, fsdp=1, tensor=1)
+    single.train.update(microbatches=1, checkpoint_every=3)
+    train(single, str(tmp_path), devices=jax.devices()[:1])
+    assert [row["step"] for row in read_metrics(tmp_path)] == [1, 2, 3, 4, 5]
+    np.testing.assert_allclose(_losses(tmp_path), one_device_losses, rtol=1e-5)

@@ -11,6 +11,7 @@ from llmjp_jax.config import validate
 from llmjp_jax.model import LlamaConfig
 from llmjp_jax.optim import make_optimizer
 from llmjp_jax.parallel.mesh import AXES
+from llmjp_jax.parallel.pipeline import schedule_from_config
 from llmjp_jax.parallel.rules import logical_to_mesh
 from llmjp_jax.train.state import init_model
 
@@ -58,6 +59,15 @@ def describe(cfg, num_devices: int | None = None) -> dict:
         "mesh": degrees,
         "bytes_per_device_params_and_optimizer": int(per_device),
         "gib_per_device_params_and_optimizer": round(per_device / 2**30, 3),
+        "pipeline": _pipeline(cfg, degrees),
         "flops_per_token": model_cfg.flops_per_token(cfg.train.seq_len),
         "tokens_per_step": cfg.train.global_batch * cfg.train.seq_len,
     }
+
+
+def _pipeline(cfg, degrees: dict[str, int]) -> dict | None:
+    if degrees["pipeline"] == 1:
+        return None
+    schedule = schedule_from_config(cfg.mesh, degrees["pipeline"])
+    return {"stages": schedule.stages, "repeats": schedule.repeats,
+            "microbatches": schedule.microbatches, "bubble_fraction": round(schedule.bubble_fraction, 4)}
