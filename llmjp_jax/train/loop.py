@@ -53,6 +53,7 @@ class Run:
         # Parameter shardings come from the raw logical names (outside the rules
         # context, which would already rename them); activations use the context.
         self.spec = state_spec(self.model_cfg, self.tx, self.mesh)
+        self.peak_flops = peak_flops(self.devices)  # measured on CPU: outside any mesh context
 
     @contextlib.contextmanager
     def context(self):
@@ -149,7 +150,7 @@ class Run:
         t = self.cfg.train
         tokens_per_step = t.global_batch * t.seq_len
         flops_per_step = self.model_cfg.flops_per_token(t.seq_len) * tokens_per_step
-        peak = peak_flops(self.devices)
+        peak = self.peak_flops
         last, timer, timed_steps = {}, time.perf_counter(), 0
         for step in range(start, t.steps):
             state, metrics = step_fn(state, self._global(next(data_iter)))
