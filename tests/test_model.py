@@ -119,3 +119,21 @@ def test_document_masks_make_a_packed_row_equal_separate_documents():
     logits = model(packed, positions, segments)
     np.testing.assert_allclose(logits[:, :5], model(a), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(logits[:, 5:], model(b), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("length", [256, 512, 1024])
+@pytest.mark.parametrize("packed", [False, True])
+def test_block_causal_attention_equals_full_masked_attention(length, packed):
+    """The query blocks that skip all-masked key blocks give the full masked softmax's result."""
+    from llmjp_jax.model.layers import _causal_block, _same_document, attend, causal_attention
+
+    assert length // _causal_block(length) > 1  # more than one block, or nothing is tested
+    keys = jax.random.split(jax.random.key(0), 4)
+    q = jax.random.normal(keys[0], (2, length, 4, 16))
+    k, v = (jax.random.normal(key, (2, length, 2, 16)) for key in keys[1:3])
+    segments = jnp.sort(jax.random.randint(keys[3], (2, length), 1, 5), axis=1) if packed else None
+    visible = jnp.tril(jnp.ones((length, length), bool))[None]
+    if packed:
+        visible = visible & _same_document(segments)
+    np.testing.assert_allclose(causal_attention(q, k, v, segments), attend(q, k, v, visible),
+                               rtol=1e-5, atol=1e-6)
