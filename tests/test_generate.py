@@ -75,3 +75,12 @@ def test_cli_generates_from_a_run_and_prints_ids(corpus, tmp_path):
     expected = Generator(model).generate([[tok.bos_id, *tok.sp.encode("今日は")]], 6, tok.eos_id)
     assert ids == expected
     assert out.stdout.startswith("今日は")
+    # The same run exported to a Hugging Face folder generates the same ids.
+    from llmjp_jax.interop.export import export_hf
+
+    export_hf(str(tmp_path), str(tmp_path / "hf"))
+    out = subprocess.run([sys.executable, "-m", "llmjp_jax.cli.generate", f"--hf_dir={tmp_path / 'hf'}",
+                          "--prompt=今日は", "--max_new_tokens=6", "--greedy", "--print_ids"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == expected

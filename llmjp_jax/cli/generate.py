@@ -1,16 +1,20 @@
-"""llmjp-generate: sample text from a training run's checkpoint.
+"""llmjp-generate: sample text from a training run's checkpoint or an exported HF folder.
 
   llmjp-generate --workdir=runs/tiny --prompt=天気予報によると --max_new_tokens=40 --greedy
   llmjp-generate --workdir=runs/tiny --prompt=A --prompt=B --temperature=0.8 --top_p=0.9 --print_ids
+  llmjp-generate --hf_dir=runs/tiny-hf --prompt=天気予報によると --greedy
 """
 
+import os
 import sys
 
 from absl import app, flags
 
 from llmjp_jax.log import quiet_libraries
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Training run directory.", required=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Training run directory.")
+_HF_DIR = flags.DEFINE_string("hf_dir", None, "Or: a Hugging Face Llama folder (config.json, safetensors, "
+                              "tokenizer.model), e.g. one written by llmjp-convert to-hf.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
 _PROMPT = flags.DEFINE_multi_string("prompt", None, "Prompt text; repeat for a batch.", required=True)
 _TOKENIZER = flags.DEFINE_string("tokenizer", None, "SentencePiece model (default: the run's).")
@@ -34,14 +38,22 @@ def _main(argv):
     from llmjp_jax.data.tokenizer import Tokenizer
     from llmjp_jax.generate import Generator, Sampling
     from llmjp_jax.interop.export import read_run, run_tokenizer
+    from llmjp_jax.interop.hf import load_hf
     from llmjp_jax.model import Llama, LlamaConfig
 
-    params, cfg, _ = read_run(_WORKDIR.value, _STEP.value)
-    tokenizer_path = _TOKENIZER.value or run_tokenizer(cfg, _WORKDIR.value)
+    if bool(_WORKDIR.value) == bool(_HF_DIR.value):
+        raise app.UsageError("Pass one of --workdir=RUN or --hf_dir=FOLDER.")
+    if _HF_DIR.value:
+        params, model_cfg = load_hf(_HF_DIR.value)
+        folder_tokenizer = os.path.join(_HF_DIR.value, "tokenizer.model")
+        tokenizer_path = _TOKENIZER.value or (folder_tokenizer if os.path.isfile(folder_tokenizer) else None)
+    else:
+        params, cfg, _ = read_run(_WORKDIR.value, _STEP.value)
+        model_cfg = LlamaConfig.from_dict(cfg.model)
+        tokenizer_path = _TOKENIZER.value or run_tokenizer(cfg, _WORKDIR.value)
     if not tokenizer_path:
-        raise app.UsageError("The run's tokenizer was not found; pass --tokenizer=PATH.model.")
+        raise app.UsageError("The tokenizer was not found; pass --tokenizer=PATH.model.")
     tok = Tokenizer(tokenizer_path)
-    model_cfg = LlamaConfig.from_dict(cfg.model)
     generator = Generator(nnx.merge(nnx.graphdef(Llama(model_cfg, nnx.Rngs(0))), params))
     prompts = [[tok.bos_id, *tok.sp.encode(p)] for p in _PROMPT.value]
     sampling = Sampling(_GREEDY.value, _TEMPERATURE.value, _TOP_K.value, _TOP_P.value)
