@@ -30,7 +30,7 @@ def default_config() -> ConfigDict:
     c.train = dict(
         steps=1000, global_batch=8, seq_len=256, microbatches=1, z_loss=0.0, seed=0,
         log_every=10, eval_every=100, eval_batches=4, checkpoint_every=100,
-        keep_last=3, keep_every=0, init_from=config_dict.placeholder(str),
+        keep_last=3, keep_every=0, max_skipped_steps=20, init_from=config_dict.placeholder(str),
         init_params_from=config_dict.placeholder(str))
     # data.mixture: {name: {"dir": ..., "repeats": 1.0, "level": "L1"}}; empty means
     # train_dir alone. Presets define mixtures; repeats can be overridden per subset.

@@ -151,16 +151,20 @@ class Run:
         tokens_per_step = t.global_batch * t.seq_len
         flops_per_step = self.model_cfg.flops_per_token(t.seq_len) * tokens_per_step
         peak = self.peak_flops
-        last, timer, timed_steps = {}, time.perf_counter(), 0
+        last, timer, timed_steps, skipped = {}, time.perf_counter(), 0, []
+        watch = _SkipWatch(t.max_skipped_steps)
         for step in range(start, t.steps):
             state, metrics = step_fn(state, self._global(next(data_iter)))
             done, timed_steps = step + 1, timed_steps + 1
+            skipped.append(metrics.pop("skipped"))  # read at the next log step: no sync per step
             row = {}
             if done % t.log_every == 0 or done == t.steps:
                 row = {k: float(v) for k, v in jax.device_get(metrics).items()}
                 step_time = (time.perf_counter() - timer) / timed_steps
                 row.update(step_time=step_time, tokens_per_sec=tokens_per_step / step_time,
-                           mfu=flops_per_step / step_time / peak if peak else 0.0)
+                           mfu=flops_per_step / step_time / peak if peak else 0.0,
+                           skipped_steps=watch.check(jax.device_get(skipped), done))
+                skipped = []
             if evaluate and (done % t.eval_every == 0 or done == t.steps):
                 row["eval_loss"] = evaluate(state["params"])
             if row:
@@ -170,6 +174,29 @@ class Run:
             if "step_time" in row or "eval_loss" in row:
                 timer, timed_steps = time.perf_counter(), 0
         return last
+
+
+class _SkipWatch:
+    """Counts steps skipped for a non-finite loss or gradients; stops the run after
+    train.max_skipped_steps in a row (it would otherwise spin without learning)."""
+
+    def __init__(self, limit: int):
+        self.limit, self.in_a_row = limit, 0
+
+    def check(self, flags, done: int) -> int:
+        count = int(sum(flags))
+        for flag in flags:
+            self.in_a_row = self.in_a_row + 1 if flag else 0
+        if count:
+            log.warning("%d of the %d steps up to step %d had a non-finite loss or gradients; "
+                        "their updates were skipped.", count, len(flags), done)
+        if self.in_a_row >= self.limit:
+            raise FloatingPointError(
+                f"Steps {done - self.in_a_row + 1}..{done} all had a non-finite loss or gradients "
+                f"(train.max_skipped_steps={self.limit}). Their updates were skipped, so the saved "
+                f"checkpoints are unharmed: resume with a lower optim.peak_lr, a longer "
+                f"optim.warmup_steps or model.dtype='float32', or check the data these steps read.")
+        return count
 
 
 def imported_params(folder: str, model_cfg: LlamaConfig, spec) -> dict:

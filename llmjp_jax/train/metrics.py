@@ -60,6 +60,8 @@ class MetricsWriter:
                       f"{row['tokens_per_sec']:,.0f} tok/s", f"mfu {100 * row['mfu']:.1f}%",
                       f"{row['step_time']:.3f} s/step",
                       f"eta {_format_eta(row['step_time'] * (self.total_steps - row['step']))}"]
+        if row.get("skipped_steps"):
+            parts.append(f"skipped {row['skipped_steps']}")
         if "eval_loss" in row:
             parts.append(f"eval_loss {row['eval_loss']:.4f}")
         return " | ".join(parts)

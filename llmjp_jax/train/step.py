@@ -44,11 +44,20 @@ def make_train_step(graphdef, tx, schedule, microbatches: int, z_loss: float, pi
         grad_sums, (ce_sum, z_sum, count) = accumulate(run_params, batch)
         grad_sums = to_model_order(grad_sums)[0]
         grads = jax.tree.map(lambda g: g / count, grad_sums)
+        grad_norm = optax.tree.norm(grads)
         updates, opt_state = tx.update(grads, state["opt_state"], params)
-        new_state = {"step": state["step"] + 1, "params": optax.apply_updates(params, updates),
-                     "opt_state": opt_state}
-        metrics = {"loss": ce_sum / count, "z_loss": z_loss * z_sum / count,
-                   "grad_norm": optax.tree.norm(grads), "lr": schedule(state["step"])}
+        # A step whose loss or gradients are not finite changes neither the parameters nor the
+        # optimizer state (one bad batch or overflow must not poison the run); it still counts.
+        finite = jnp.isfinite(ce_sum + z_sum) & jnp.isfinite(grad_norm)
+
+        def unless_bad(new, old):
+            return jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+
+        new_state = {"step": state["step"] + 1,
+                     "params": unless_bad(optax.apply_updates(params, updates), params),
+                     "opt_state": unless_bad(opt_state, state["opt_state"])}
+        metrics = {"loss": ce_sum / count, "z_loss": z_loss * z_sum / count, "grad_norm": grad_norm,
+                   "lr": schedule(state["step"]), "skipped": (~finite).astype(jnp.int32)}
         return new_state, metrics
 
     return step
