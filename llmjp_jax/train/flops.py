@@ -28,7 +28,7 @@ PEAK_BF16 = (
 _measured_cpu_peak: float | None = None
 
 
-def measure_cpu_matmul_flops(n: int = 1024, repeats: int = 5) -> float:
+def measure_cpu_matmul_flops(n: int = 2048, repeats: int = 10) -> float:
     """Best float32 matmul FLOP/s of one XLA CPU device (it uses all host cores)."""
     with on_one_device():
         a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
