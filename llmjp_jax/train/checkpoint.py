@@ -84,6 +84,10 @@ def _refuse_legacy(where: str):
             f"with the version that wrote it, or start a new run from its parameters.")
 
 
+def has_data_state(manager: ocp.CheckpointManager, step: int) -> bool:
+    return os.path.isdir(os.path.join(str(manager.directory), str(step), DATA_ITEM))
+
+
 def restore(manager: ocp.CheckpointManager, step: int, abstract_state, data_iter=None,
             data_optional: bool = False):
     """Restores the state onto the shardings in `abstract_state` (any mesh), and the data position
@@ -93,7 +97,7 @@ def restore(manager: ocp.CheckpointManager, step: int, abstract_state, data_iter
     items = {"state": ocp.args.StandardRestore(abstract_state)}
     if data_iter is not None:
         _refuse_legacy(where)
-        if data_optional and not os.path.isdir(os.path.join(where, DATA_ITEM)):
+        if data_optional and not has_data_state(manager, step):
             data_iter = None
         else:
             items[DATA_ITEM] = ocp.args.JsonRestore()

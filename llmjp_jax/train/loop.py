@@ -86,7 +86,9 @@ class Run:
             step = int(step) if step else source.latest_step()
             if step is None:
                 raise FileNotFoundError(f"train.init_from={self.cfg.train.init_from}: no checkpoint there.")
-            log.info("Starting from %s step %d (state and data position)", directory, step)
+            log.info("Starting from %s step %d (%s)", directory, step,
+                     "state and data position" if checkpoint.has_data_state(source, step)
+                     else "state; no data position saved there: data from the start")
             try:
                 return checkpoint.restore(source, step, spec.abstract, data_iter, data_optional=True), step
             finally:
