@@ -30,7 +30,8 @@ def default_config() -> ConfigDict:
     c.train = dict(
         steps=1000, global_batch=8, seq_len=256, microbatches=1, z_loss=0.0, seed=0,
         log_every=10, eval_every=100, eval_batches=4, checkpoint_every=100,
-        keep_last=3, keep_every=0, max_skipped_steps=20, init_from=config_dict.placeholder(str),
+        keep_last=3, keep_every=0, max_skipped_steps=20, loss_chunk=0,
+        init_from=config_dict.placeholder(str),
         init_params_from=config_dict.placeholder(str))
     # data.mixture: {name: {"dir": ..., "repeats": 1.0, "level": "L1"}}; empty means
     # train_dir alone. Presets define mixtures; repeats can be overridden per subset.
@@ -99,6 +100,8 @@ def validate(cfg: ConfigDict, num_devices: int, num_processes: int = 1) -> dict[
         _check_pipeline(cfg, degrees, micro, shards)
     _check(t.global_batch % num_processes == 0,
            f"train.global_batch={t.global_batch} is not divisible by the {num_processes} processes.")
+    _check(t.loss_chunk >= 0 and (t.loss_chunk == 0 or t.seq_len % t.loss_chunk == 0),
+           f"train.loss_chunk={t.loss_chunk} must divide train.seq_len={t.seq_len} (0: no chunks).")
     _check(t.steps > 0 and t.log_every > 0 and t.checkpoint_every > 0,
            "train.steps, train.log_every and train.checkpoint_every must be positive.")
     loader = cfg.data.loader_shards

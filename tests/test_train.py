@@ -40,6 +40,17 @@ def test_sharded_losses_equal_one_device(corpus, tmp_path, one_device_losses, me
     assert all(0 < row["mfu"] < 1 for row in read_metrics(tmp_path))
 
 
+@pytest.mark.parametrize("mesh", [MESHES["data2_fsdp2_tensor2"], dict(data=1, fsdp=1, tensor=1)],
+                         ids=["data2_fsdp2_tensor2", "one_device"])
+def test_chunked_loss_equals_whole_sequence_loss(corpus, tmp_path, one_device_losses, mesh):
+    """train.loss_chunk runs the head and loss over 16 of the 64 positions at a time."""
+    cfg = small_config(corpus, loss_chunk=16)
+    cfg.mesh.update(mesh)
+    devices = jax.devices() if mesh["data"] > 1 else jax.devices()[:1]
+    train(cfg, str(tmp_path), devices=devices)
+    np.testing.assert_allclose(_losses(tmp_path), one_device_losses, rtol=1e-5)
+
+
 def test_gradient_accumulation_equals_whole_batch(corpus, tmp_path, one_device_losses):
     cfg = small_config(corpus, microbatches=4)
     cfg.mesh.update(data=1, fsdp=2, tensor=1)

@@ -33,13 +33,15 @@ class Llama(nnx.Module):
             self.head = nnx.Param(head, out_sharding=("embed", "vocab"))
 
     def __call__(self, tokens_BxT, positions_BxT=None, segment_ids_BxT=None, cache: "KVCache" = None,
-                 run_blocks=None):
+                 run_blocks=None, hidden_only: bool = False):
         """Float32 logits over the padded vocabulary, [B, T, V].
 
         With `cache` (generation), the T tokens continue the cached ones and the
         result is (logits, updated cache); positions come from the cache.
         `run_blocks(stack_fn, stacked, x, positions, segment_ids)` replaces running
         the layer stack in order (pipeline parallelism); `stack_fn` runs any stack.
+        `hidden_only`: return the final-normed hidden states [B, T, D] instead of the
+        logits, for a loss that applies `logits(...)` piece by piece.
         """
         cfg = self.cfg
         if cache is not None:
@@ -57,10 +59,14 @@ class Llama(nnx.Module):
         else:
             x_BxTxD, cache = self._run_blocks_cached(x_BxTxD, positions_BxT, cache)
         x_BxTxD = self.final_norm(constrain(x_BxTxD, "act_head_batch", "act_len", "act_embed"))
-        head_DxV = self.embed[...].T if cfg.tie_embeddings else self.head[...]
-        logits_BxTxV = x_BxTxD @ head_DxV.astype(x_BxTxD.dtype)
-        logits_BxTxV = constrain(logits_BxTxV.astype(jnp.float32), "act_head_batch", "act_len", "act_vocab")
+        if hidden_only:
+            return x_BxTxD
+        logits_BxTxV = output_logits(x_BxTxD, self.head_weights())
         return logits_BxTxV if cache is None else (logits_BxTxV, cache)
+
+    def head_weights(self):
+        """The output head [D, V] (the embedding's transpose when tied)."""
+        return self.embed[...].T if self.cfg.tie_embeddings else self.head[...]
 
     def _stack_fn(self):
         """stack_fn(stacked, x, positions, segment_ids, choice=None): runs a stack of layers in
@@ -99,6 +105,12 @@ class Llama(nnx.Module):
 
         x_BxTxD, (k_L, v_L) = jax.lax.scan(layer, x_BxTxD, (stacked, cache.k_L, cache.v_L))
         return x_BxTxD, KVCache(k_L, v_L, cache.end + x_BxTxD.shape[1], cache.start_B)
+
+
+def output_logits(x_BxTxD, head_DxV):
+    """Final-normed hidden states -> float32 logits over the padded vocabulary [B, T, V]."""
+    logits_BxTxV = x_BxTxD @ head_DxV.astype(x_BxTxD.dtype)
+    return constrain(logits_BxTxV.astype(jnp.float32), "act_head_batch", "act_len", "act_vocab")
 
 
 @jax.tree_util.register_dataclass

@@ -102,7 +102,7 @@ class Run:
         """The train step compiled ahead of time for this config's state and batch shapes."""
         t, spec = self.cfg.train, self.spec
         step = make_train_step(spec.graphdef, self.tx, self.schedule, t.microbatches, t.z_loss,
-                               self.pipeline)
+                               self.pipeline, t.loss_chunk)
         row = jax.ShapeDtypeStruct((t.global_batch, t.seq_len + 1), np.int32, sharding=self.batch_sharding)
         keys = ("tokens",) + (("segment_ids", "positions") if self.cfg.data.packing == "first_fit" else ())
         batch = {k: row for k in keys}
@@ -120,7 +120,7 @@ class Run:
             eval_dir, t.seq_len, t.global_batch, t.eval_batches, jax.process_index(),
             jax.process_count(), self.model_cfg.padded_vocab, self.cfg.data.packing,
             self.cfg.data.loader_shards)]
-        evaluate = jax.jit(make_eval_step(spec.graphdef, self.pipeline))
+        evaluate = jax.jit(make_eval_step(spec.graphdef, self.pipeline, t.loss_chunk))
 
         def run(params) -> float:
             sums = [evaluate(params, b) for b in batches]

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from llmjp_jax.model.layers import constrain
+from llmjp_jax.model.llama import output_logits
 
 
 def token_losses(logits_BxTxV, targets_BxT):
@@ -15,8 +16,9 @@ def token_losses(logits_BxTxV, targets_BxT):
     return log_z_BxT - target_logit_BxT, log_z_BxT
 
 
-def model_outputs(model, batch, run_blocks=None):
-    """Logits for a batch of rows of T + 1 tokens, the next-token targets, and the loss mask.
+def model_outputs(model, batch, run_blocks=None, hidden_only: bool = False):
+    """Logits for a batch of rows of T + 1 tokens, the next-token targets, and the loss mask
+    (with `hidden_only`, the final-normed hidden states instead of the logits).
 
     Concatenated rows (Megatron style) train on every target. First-fit packed
     rows carry `segment_ids` (0 = padding) and `positions`: attention stays
@@ -25,16 +27,49 @@ def model_outputs(model, batch, run_blocks=None):
     tokens_BxT1 = constrain(batch["tokens"], "act_batch", "act_len")
     inputs_BxT, targets_BxT = tokens_BxT1[:, :-1], tokens_BxT1[:, 1:]
     if "segment_ids" not in batch:
-        return model(inputs_BxT, run_blocks=run_blocks), targets_BxT, jnp.ones(targets_BxT.shape, bool)
+        out = model(inputs_BxT, run_blocks=run_blocks, hidden_only=hidden_only)
+        return out, targets_BxT, jnp.ones(targets_BxT.shape, bool)
     segments_BxT1 = batch["segment_ids"]
-    logits = model(inputs_BxT, batch["positions"][:, :-1], segments_BxT1[:, :-1], run_blocks=run_blocks)
+    out = model(inputs_BxT, batch["positions"][:, :-1], segments_BxT1[:, :-1], run_blocks=run_blocks,
+                hidden_only=hidden_only)
     mask_BxT = (segments_BxT1[:, 1:] == segments_BxT1[:, :-1]) & (segments_BxT1[:, 1:] != 0)
-    return logits, targets_BxT, mask_BxT
+    return out, targets_BxT, mask_BxT
 
 
-def loss_sums(graphdef, params, batch, run_blocks=None):
-    """(sum of cross entropy, sum of log(Z)^2, number of targets) over the batch's counted targets."""
-    logits, targets, mask = model_outputs(nnx.merge(graphdef, params), batch, run_blocks)
-    ce_BxT, log_z_BxT = token_losses(logits, targets)
-    return (jnp.sum(jnp.where(mask, ce_BxT, 0.0)), jnp.sum(jnp.where(mask, jnp.square(log_z_BxT), 0.0)),
-            jnp.sum(mask, dtype=jnp.float32))
+def _masked_sums(logits_BxTxV, targets_BxT, mask_BxT):
+    ce_BxT, log_z_BxT = token_losses(logits_BxTxV, targets_BxT)
+    return jnp.stack([jnp.sum(jnp.where(mask_BxT, ce_BxT, 0.0)),
+                      jnp.sum(jnp.where(mask_BxT, jnp.square(log_z_BxT), 0.0))])
+
+
+def loss_sums(graphdef, params, batch, run_blocks=None, chunk: int = 0):
+    """(sum of cross entropy, sum of log(Z)^2, number of targets) over the batch's counted targets.
+
+    `chunk` > 0 (train.loss_chunk): the output head and the loss run over that many positions
+    of the sequence at a time, rematerialised in the backward pass, so the [B, T, V] float32
+    logits never exist at once (they dominate activation memory with LLM-jp's 99,584-row
+    vocabulary); the head's forward matmul is computed twice.
+    """
+    model = nnx.merge(graphdef, params)
+    if not chunk:
+        logits, targets, mask = model_outputs(model, batch, run_blocks)
+        sums = _masked_sums(logits, targets, mask)
+    else:
+        hidden_BxTxD, targets, mask = model_outputs(model, batch, run_blocks, hidden_only=True)
+        sums = _chunked_sums(hidden_BxTxD, model.head_weights(), targets, mask, chunk)
+    return sums[0], sums[1], jnp.sum(mask, dtype=jnp.float32)
+
+
+def _chunked_sums(hidden_BxTxD, head_DxV, targets_BxT, mask_BxT, chunk: int):
+    b, t, d = hidden_BxTxD.shape
+
+    def pieces(a):  # [B, T, ...] -> [T / chunk, B, chunk, ...]
+        return a.reshape(b, t // chunk, chunk, *a.shape[2:]).swapaxes(0, 1)
+
+    @jax.checkpoint
+    def piece(sums, xs):
+        x_BxCxD, targets_BxC, mask_BxC = xs
+        return sums + _masked_sums(output_logits(x_BxCxD, head_DxV), targets_BxC, mask_BxC), None
+
+    xs = (pieces(hidden_BxTxD), pieces(targets_BxT), pieces(mask_BxT))
+    return jax.lax.scan(piece, jnp.zeros(2, jnp.float32), xs)[0]

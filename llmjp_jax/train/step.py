@@ -7,16 +7,18 @@ import optax
 from llmjp_jax.train.loss import loss_sums
 
 
-def make_train_step(graphdef, tx, schedule, microbatches: int, z_loss: float, pipeline=None):
+def make_train_step(graphdef, tx, schedule, microbatches: int, z_loss: float, pipeline=None,
+                    loss_chunk: int = 0):
     """Returns step(state, batch) -> (state, metrics); one optimizer update per call.
 
     `batch` holds int32 [B, T+1] arrays: "tokens", and for first-fit packing
     "segment_ids" and "positions". `pipeline`: a `llmjp_jax.parallel.pipeline.Pipeline`.
+    `loss_chunk`: see `loss_sums`.
     """
     run_blocks = pipeline.run_blocks if pipeline else None
 
     def objective(params, batch):
-        ce_sum, z_sum, count = loss_sums(graphdef, params, batch, run_blocks)
+        ce_sum, z_sum, count = loss_sums(graphdef, params, batch, run_blocks, loss_chunk)
         return ce_sum + z_loss * z_sum, (ce_sum, z_sum, count)
 
     grad_fn = jax.grad(objective, has_aux=True)
@@ -63,13 +65,14 @@ def make_train_step(graphdef, tx, schedule, microbatches: int, z_loss: float, pi
     return step
 
 
-def make_eval_step(graphdef, pipeline=None):
+def make_eval_step(graphdef, pipeline=None, loss_chunk: int = 0):
     """Returns eval(params, batch) -> (sum of cross entropy, number of targets)."""
 
     def evaluate(params, batch):
         if pipeline:
             params = pipeline.to_stages(params)
-        ce_sum, _, count = loss_sums(graphdef, params, batch, pipeline.run_blocks if pipeline else None)
+        run_blocks = pipeline.run_blocks if pipeline else None
+        ce_sum, _, count = loss_sums(graphdef, params, batch, run_blocks, loss_chunk)
         return ce_sum, count
 
     return evaluate
