@@ -128,7 +128,8 @@ def _to_stage_order(local, schedule):
                 slot[d] = (s * R + k) // S
             received = jax.lax.ppermute(blocks[k], AXIS, pairs)
             mine = jnp.asarray(slot)[stage]
-            out = jnp.where(mine >= 0, out.at[jnp.maximum(mine, 0)].set(received), out)
+            at = jnp.maximum(mine, 0)  # only the one block is written (or rewritten unchanged)
+            out = out.at[at].set(jnp.where(mine >= 0, received, out[at]))
     return out.reshape(local.shape)
 
 
