@@ -230,3 +230,33 @@ def test_run_of_non_finite_steps_stops_with_advice(corpus, tmp_path):
     with pytest.raises(FloatingPointError, match=r"Steps 1..3 all had a non-finite loss.*optim.peak_lr"):
         train(cfg, str(tmp_path), devices=jax.devices()[:1])
     assert [row["skipped_steps"] for row in read_metrics(tmp_path)] == [1, 1]
+
+
+@pytest.mark.parametrize("where", ["compile", "step"])
+def test_out_of_memory_names_the_settings_to_change(corpus, tmp_path, monkeypatch, where):
+    from llmjp_jax.train.loop import Run
+
+    def exhausted(*args, **kwargs):
+        raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 123 bytes.")
+
+    original = Run.compile_step
+    if where == "compile":
+        monkeypatch.setattr(Run, "compile_step", exhausted)
+    else:
+        class Compiled:  # the real step's memory plan, but running it fails
+            def __init__(self, run):
+                self.plan = original(run)
+
+            def memory_analysis(self):
+                return self.plan.memory_analysis()
+
+            __call__ = exhausted
+
+        monkeypatch.setattr(Run, "compile_step", lambda run: Compiled(run))
+    cfg = small_config(corpus)
+    cfg.mesh.update(data=1, fsdp=1, tensor=1)
+    message = r"does not fit in device memory\..*train\.microbatches.*train\.loss_chunk.*mesh\.fsdp"
+    if where == "step":
+        message = r"XLA planned .* GiB of arguments .*" + message.split(r"\.", 1)[1]
+    with pytest.raises(MemoryError, match=message):
+        train(cfg, str(tmp_path), devices=jax.devices()[:1])

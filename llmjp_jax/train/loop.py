@@ -136,14 +136,20 @@ class Run:
             manager = checkpoint.make_manager(os.path.join(self.workdir, "checkpoints"), t)
             try:
                 state, start = self._start(spec, manager, data_iter)
-                step_fn, evaluate = self.compile_step(), self._evaluator(spec)
-                writer = MetricsWriter(self.workdir, start, t.steps, enabled=jax.process_index() == 0)
-                config_json = json.loads(self.cfg.to_json())
+                step_fn = None
                 try:
-                    return self._loop(state, start, step_fn, evaluate, data_iter, manager, writer,
-                                      config_json)
-                finally:
-                    writer.close()
+                    step_fn, evaluate = self.compile_step(), self._evaluator(spec)
+                    writer = MetricsWriter(self.workdir, start, t.steps, enabled=jax.process_index() == 0)
+                    config_json = json.loads(self.cfg.to_json())
+                    try:
+                        return self._loop(state, start, step_fn, evaluate, data_iter, manager, writer,
+                                          config_json)
+                    finally:
+                        writer.close()
+                except Exception as e:
+                    if not _out_of_memory(e):
+                        raise
+                    raise MemoryError(_memory_advice(step_fn)) from e
             finally:
                 manager.wait_until_finished()
                 manager.close()
@@ -176,6 +182,26 @@ class Run:
             if "step_time" in row or "eval_loss" in row:
                 timer, timed_steps = time.perf_counter(), 0
         return last
+
+
+def _out_of_memory(error: Exception) -> bool:
+    text = str(error)
+    return "RESOURCE_EXHAUSTED" in text or "Out of memory" in text
+
+
+def _memory_advice(compiled) -> str:
+    """What to change when the step does not fit, with XLA's plan when the step compiled."""
+    plan = ""
+    if compiled is not None and hasattr(compiled, "memory_analysis"):
+        m = compiled.memory_analysis()
+        plan = (f" XLA planned {m.argument_size_in_bytes / 2**30:.2f} GiB of arguments (parameters, "
+                f"optimizer state, batch) and {m.temp_size_in_bytes / 2**30:.2f} GiB of temporaries "
+                f"per device.")
+    return ("The train step does not fit in device memory." + plan + " To need less per device: "
+            "raise train.microbatches (gradient accumulation), use model.remat='full', set "
+            "train.loss_chunk (e.g. 1024), or spread the model over more devices with mesh.fsdp, "
+            "mesh.tensor or mesh.pipeline. `python benchmarks/aot.py --config=... --devices=N` shows "
+            "the plan for a layout without running it.")
 
 
 class _SkipWatch:
