@@ -41,7 +41,7 @@ class Llama(nnx.Module):
         `run_blocks(stack_fn, stacked, x, positions, segment_ids)` replaces running
         the layer stack in order (pipeline parallelism); `stack_fn` runs any stack.
         `hidden_only`: return the final-normed hidden states [B, T, D] instead of the
-        logits, for a loss that applies `logits(...)` piece by piece.
+        logits, for a loss that applies `output_logits` piece by piece.
         """
         cfg = self.cfg
         if cache is not None:
