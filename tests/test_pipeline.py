@@ -158,3 +158,12 @@ def test_pipelined_checkpoint_resumes_on_one_device(corpus, tmp_path, one_device
     train(single, str(tmp_path), devices=jax.devices()[:1])
     assert [row["step"] for row in read_metrics(tmp_path)] == [1, 2, 3, 4, 5]
     np.testing.assert_allclose(_losses(tmp_path), one_device_losses, rtol=1e-5)
+
+
+@pytest.mark.parametrize("model", [dict(remat="full"), dict(remat="save_dots", scan=False)],
+                         ids=["remat_full", "save_dots_unrolled"])
+def test_pipeline_with_remat_and_unrolled_layers(corpus, tmp_path, one_device_losses, model):
+    cfg = _pipeline_config(corpus, **LAYOUTS["pipe2_circular2_data4"])
+    cfg.model.update(model)
+    train(cfg, str(tmp_path), devices=jax.devices())
+    np.testing.assert_allclose(_losses(tmp_path), one_device_losses, rtol=1e-5)
