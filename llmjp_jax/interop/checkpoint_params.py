@@ -17,7 +17,7 @@ import orbax.checkpoint as ocp
 import tensorstore as ts
 from etils import epath
 
-STATE_ITEM = "state"  # the item name train/checkpoint.py saves the train state under
+from llmjp_jax.train.checkpoint import STATE_ITEM
 
 
 def _is_array(x) -> bool:

@@ -19,6 +19,7 @@ from jax.experimental import multihost_utils
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 from orbax.checkpoint.checkpoint_managers import save_decision_policy as sdp
 
+STATE_ITEM = "state"  # the train state (step, params, optimizer state)
 DATA_ITEM = "data_state"
 LEGACY_DATA_ITEM = "data_iter"  # per-process grain files, written before loader shards
 
@@ -64,7 +65,7 @@ def save(manager: ocp.CheckpointManager, step: int, state, data_iter, config_jso
     """
     if not (force or manager.should_save(step)):
         return False
-    items = {"state": ocp.args.StandardSave(state), "config": ocp.args.JsonSave(config_json)}
+    items = {STATE_ITEM: ocp.args.StandardSave(state), "config": ocp.args.JsonSave(config_json)}
     if data_iter is not None:
         items[DATA_ITEM] = ocp.args.JsonSave(gather_data_state(data_iter.get_state()))
     return manager.save(step, force=force, args=ocp.args.Composite(**items))
@@ -94,7 +95,7 @@ def restore(manager: ocp.CheckpointManager, step: int, abstract_state, data_iter
     of the loader shards `data_iter` reads. With `data_optional` (train.init_from), a checkpoint
     saved without a data position leaves `data_iter` at the start; resuming a run never does."""
     where = os.path.join(str(manager.directory), str(step))
-    items = {"state": ocp.args.StandardRestore(abstract_state)}
+    items = {STATE_ITEM: ocp.args.StandardRestore(abstract_state)}
     if data_iter is not None:
         _refuse_legacy(where)
         if data_optional and not has_data_state(manager, step):
@@ -110,4 +111,4 @@ def restore(manager: ocp.CheckpointManager, step: int, abstract_state, data_iter
             f"--config.train.init_from=RUN_DIR:STEP.") from e
     if data_iter is not None:
         data_iter.set_state(restored[DATA_ITEM])
-    return restored["state"]
+    return restored[STATE_ITEM]
