@@ -7,7 +7,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from llmjp_jax.model.config import LlamaConfig
-from llmjp_jax.model.layers import Block, RMSNorm, constrain
+from llmjp_jax.model.layers import Block, RMSNorm, constrain, dense
 
 _REMAT = {
     "full": jax.checkpoint_policies.nothing_saveable,
@@ -109,7 +109,7 @@ class Llama(nnx.Module):
 
 def output_logits(x_BxTxD, head_DxV):
     """Final-normed hidden states -> float32 logits over the padded vocabulary [B, T, V]."""
-    logits_BxTxV = x_BxTxD @ head_DxV.astype(x_BxTxD.dtype)
+    logits_BxTxV = dense(x_BxTxD, head_DxV)
     return constrain(logits_BxTxV.astype(jnp.float32), "act_head_batch", "act_len", "act_vocab")
 
 
