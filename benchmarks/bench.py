@@ -49,7 +49,7 @@ def benchmark(cfg, steps: int) -> dict:
     peak = peak_flops(devices)
     return {
         "device": devices[0].device_kind, "num_devices": len(devices), "host": platform.node(),
-        "mesh": {a: run.mesh.shape[a] for a in run.mesh.axis_names},
+        "mesh": {a: run.mesh.shape[a] for a in run.mesh.axis_names}, "allocator": run.allocator,
         "params": model_cfg.num_params(), "global_batch": t.global_batch, "seq_len": t.seq_len,
         "dtype": model_cfg.dtype, "remat": model_cfg.remat, "compile_s": round(compile_s, 2),
         "step_time_s": round(step_time, 4),

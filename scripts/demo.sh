@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# shellcheck source=scripts/cpu_env.sh
+source scripts/cpu_env.sh  # CPU step time: keep XLA's per-step buffers cheap to reuse
 bin=.venv/bin
 if [ ! -f runs/data/spm.model ]; then
   $bin/llmjp-spm-train --input='data/sample/train/*.jsonl' --model_prefix=runs/data/spm --vocab_size=4000

@@ -19,6 +19,7 @@ from llmjp_jax.parallel import LOGICAL_RULES, batch_sharding, make_mesh
 from llmjp_jax.parallel.mesh import dcn_degrees
 from llmjp_jax.parallel.pipeline import Pipeline, schedule_from_config
 from llmjp_jax.train import checkpoint
+from llmjp_jax.train.allocator import cpu_allocator_advice, current_allocator
 from llmjp_jax.train.flops import peak_flops
 from llmjp_jax.train.metrics import MetricsWriter
 from llmjp_jax.train.state import init_state, state_spec
@@ -54,6 +55,12 @@ class Run:
         # context, which would already rename them); activations use the context.
         self.spec = state_spec(self.model_cfg, self.tx, self.mesh)
         self.peak_flops = peak_flops(self.devices)  # measured on CPU: outside any mesh context
+        self.allocator = current_allocator()
+        if self.devices[0].platform == "cpu":
+            if advice := cpu_allocator_advice(self.allocator):
+                log.warning(advice)
+            else:
+                log.info("Host memory allocator: %s", self.allocator)
 
     @contextlib.contextmanager
     def context(self):
