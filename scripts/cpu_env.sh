@@ -9,8 +9,8 @@
 #     versions ignore the tunable).
 # LLMJP_ALLOCATOR=glibc keeps the plain glibc path; it is also used when nothing else is found.
 
-_llmjp_find_lib() {
-  ldconfig -p 2>/dev/null | awk -v lib="$1" '$1 == lib { print $NF; exit }'
+_llmjp_find_lib() {  # ldconfig lives in /sbin, which a user's PATH may not have
+  { ldconfig -p || /sbin/ldconfig -p; } 2>/dev/null | awk -v lib="$1" '$1 == lib { print $NF; exit }'
 }
 
 _llmjp_lib=""
@@ -24,7 +24,10 @@ case "${LLMJP_ALLOCATOR:-auto}" in
 esac
 
 if [ -n "$_llmjp_lib" ]; then
-  export LD_PRELOAD="$_llmjp_lib${LD_PRELOAD:+:$LD_PRELOAD}"
+  case ":${LD_PRELOAD:-}:" in
+    *":$_llmjp_lib:"*) ;;  # sourced before
+    *) export LD_PRELOAD="$_llmjp_lib${LD_PRELOAD:+:$LD_PRELOAD}" ;;
+  esac
   case "$_llmjp_lib" in
     *jemalloc*) export MALLOC_CONF="${MALLOC_CONF:-dirty_decay_ms:-1,muzzy_decay_ms:-1,thp:always}" ;;
   esac
