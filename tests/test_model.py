@@ -143,7 +143,7 @@ def test_head_backward_keeps_the_logit_gradient_in_place():
     """The output head's weight gradient reads the [tokens, vocab] logit gradient as it is.
 
     Written as `x_BxTxD @ head` (a 3-D dot), XLA:CPU transposed that whole gradient into a
-    [vocab, tokens] copy before the weight-gradient matmul: about 0.4 s of a 2.2 s step on
+    [vocab, tokens] copy before the weight-gradient matmul: about 0.4 s of a 2.7 s step on
     the cpu_small benchmark. The head goes through `dense` (one 2-D matmul) instead.
     """
     from llmjp_jax.train.loss import loss_sums
