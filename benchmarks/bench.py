@@ -31,7 +31,8 @@ def benchmark(cfg, steps: int) -> dict:
     with run.context():
         state = init_state(model_cfg, run.tx, run.spec, seed=0)
         tokens = {"tokens": jax.device_put(np.random.default_rng(0).integers(
-            0, model_cfg.vocab_size, (t.global_batch, t.seq_len + 1), dtype=np.int32), run.batch_sharding)}
+            0, model_cfg.vocab_size, (t.global_batch, t.seq_len + 1), dtype=np.int32), run.batch_sharding),
+            "stop": jax.device_put(np.zeros(t.global_batch, np.int32), run.batch_sharding)}
         start = time.perf_counter()
         compiled = run.compile_step()
         compile_s = time.perf_counter() - start

@@ -14,6 +14,7 @@ from llmjp_jax.model.config import ATTENTION, DTYPES, REMAT_POLICIES, LlamaConfi
 from llmjp_jax.optim import DECAY_SHAPES, SCHEDULES, wsd_decay_start
 from llmjp_jax.parallel.mesh import dcn_degrees, resolve_degrees
 from llmjp_jax.parallel.pipeline import schedule_from_config
+from llmjp_jax.train.guard import parse_ranges
 
 
 def default_config() -> ConfigDict:
@@ -32,7 +33,15 @@ def default_config() -> ConfigDict:
         log_every=10, eval_every=100, eval_batches=4, checkpoint_every=100,
         keep_last=3, keep_every=0, max_skipped_steps=20, loss_chunk=0,
         init_from=config_dict.placeholder(str),
-        init_params_from=config_dict.placeholder(str))
+        init_params_from=config_dict.placeholder(str),
+        skip_steps=config_dict.placeholder(str), hang_timeout_s=900.0,
+        # Loss-spike guard (llmjp_jax/train/guard.py): a loss above the moving mean by `sigmas`
+        # moving standard deviations and by `min_rise` x the mean (after `min_history` steps),
+        # or above ln(vocabulary rows) + `uniform_margin`, skips its update; `rollback_after`
+        # spikes within `window` steps roll back to the last checkpoint before them and skip
+        # their data (from `skip_before` steps before the first); after `max_rollbacks` it stops.
+        spike=dict(enabled=True, window=128, min_history=128, sigmas=6.0, min_rise=0.05,
+                   uniform_margin=1.0, rollback_after=3, max_rollbacks=3, skip_before=0))
     # data.mixture: {name: {"dir": ..., "repeats": 1.0, "level": "L1"}}; empty means
     # train_dir alone. Presets define mixtures; repeats can be overridden per subset.
     # data.packing: "concat" (Megatron-style concatenate and split, as LLM-jp trains) or
@@ -104,6 +113,7 @@ def validate(cfg: ConfigDict, num_devices: int, num_processes: int = 1) -> dict[
            f"train.loss_chunk={t.loss_chunk} must divide train.seq_len={t.seq_len} (0: no chunks).")
     _check(t.steps > 0 and t.log_every > 0 and t.checkpoint_every > 0,
            "train.steps, train.log_every and train.checkpoint_every must be positive.")
+    _check_resilience(t)
     loader = cfg.data.loader_shards
     _check(loader > 0 and t.global_batch % loader == 0,
            f"data.loader_shards={loader} must be positive and divide train.global_batch={t.global_batch}.")
@@ -124,6 +134,24 @@ def validate(cfg: ConfigDict, num_devices: int, num_processes: int = 1) -> dict[
                f"optim.warmup_steps={o.warmup_steps}; change optim.decay_steps or optim.decay_start.")
     _check(math.isfinite(o.peak_lr) and o.peak_lr > 0, f"optim.peak_lr={o.peak_lr} must be positive.")
     return degrees
+
+
+def _check_resilience(t):
+    try:
+        parse_ranges(t.get("skip_steps"))
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    _check(t.get("hang_timeout_s", 0) >= 0, "train.hang_timeout_s must be >= 0 (0: never time out).")
+    sp = t.get("spike")
+    if not sp:
+        return
+    _check(sp.window >= 1 and sp.min_history >= 1,
+           "train.spike.window and train.spike.min_history must be >= 1.")
+    _check(sp.sigmas > 0 and sp.min_rise >= 0 and sp.uniform_margin >= 0,
+           "train.spike.sigmas must be positive, train.spike.min_rise and uniform_margin >= 0.")
+    _check(sp.rollback_after >= 0 and sp.max_rollbacks >= 0 and sp.skip_before >= 0,
+           "train.spike.rollback_after, max_rollbacks and skip_before must be >= 0 "
+           "(rollback_after=0: never roll back).")
 
 
 def _check_pipeline(cfg, degrees, micro: int, shards: int):

@@ -48,3 +48,37 @@ def small_config(corpus, **train):
 def read_metrics(workdir) -> list[dict]:
     with open(os.path.join(workdir, "metrics.jsonl"), encoding="utf-8") as f:
         return [json.loads(line) for line in f]
+
+
+def train_until(cfg, workdir, devices, stop_after: int):
+    """Runs `cfg` in `workdir` but stops after step `stop_after`, as a crash would (no final save)."""
+    from llmjp_jax.train.loop import Run
+
+    run = Run(cfg, str(workdir), devices)
+    original = run.compile_step
+
+    def limited():
+        step = original()
+
+        def call(state, batch):
+            if int(jax_step(state)) >= stop_after:
+                raise _Stop
+            return step(state, batch)
+
+        return call
+
+    run.compile_step = limited
+    try:
+        run.train()
+    except _Stop:
+        pass
+
+
+def jax_step(state):
+    import jax
+
+    return jax.device_get(state["step"])
+
+
+class _Stop(Exception):
+    pass

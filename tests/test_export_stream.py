@@ -24,11 +24,6 @@ from .conftest import small_config
 SHARD_BYTES = 300_000  # the model holds about 1.4 MB of parameters
 
 
-class _NoData:
-    def get_state(self):
-        return {}
-
-
 def _mesh(n: int):
     return make_mesh({"data": 1, "pipeline": 1, "fsdp": n, "tensor": 1}, jax.devices()[:n])
 
@@ -48,7 +43,7 @@ def run(corpus, tmp_path):
         lambda p, x: x + ("scale" in jax.tree_util.keystr(p)) * rng.normal(0, 0.5, x.shape).astype(x.dtype),
         state["params"])
     manager = checkpoint.make_manager(str(tmp_path / "run" / "checkpoints"), cfg.train)
-    checkpoint.save(manager, 7, state, _NoData(), json.loads(cfg.to_json()), force=True)
+    checkpoint.save(manager, 7, state, {}, json.loads(cfg.to_json()), force=True)
     manager.wait_until_finished()
     manager.close()
     return str(tmp_path / "run"), cfg, spec
@@ -60,7 +55,7 @@ def _full_restore(workdir, cfg):
     spec = state_spec(model_cfg, make_optimizer(cfg.optim, cfg.train.steps), _mesh(1))
     manager = checkpoint.open_read_only(os.path.join(workdir, "checkpoints"))
     try:
-        return jax.device_get(checkpoint.restore(manager, 7, spec.abstract)["params"])
+        return jax.device_get(checkpoint.restore(manager, 7, spec.abstract)[0]["params"])
     finally:
         manager.close()
 

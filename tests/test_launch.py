@@ -61,6 +61,21 @@ def test_slurm_script_trains_with_two_tasks(corpus, tmp_path):
     assert [r["step"] for r in read_metrics(workdir)] == [1, 2, 3]
 
 
+@pytest.mark.parametrize("code, requeued", [(75, True), (1, False), (0, False)])
+def test_slurm_script_requeues_after_a_saved_preemption(tmp_path, code, requeued):
+    """Exit 75 (saved after SIGTERM, which --signal asks for before the time limit) requeues."""
+    _executable(tmp_path / "srun", f"#!/usr/bin/env bash\nexit {code}\n")
+    _executable(tmp_path / "scontrol", '#!/usr/bin/env bash\necho "$*" >> "$LOGS/scontrol.log"\n')
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "LOGS": str(tmp_path),
+           "SLURM_JOB_ID": "4242"}
+    out = subprocess.run(["bash", "launch/slurm.sbatch", "configs/tiny.py", str(tmp_path / "run")],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == code
+    log = tmp_path / "scontrol.log"
+    assert (log.read_text().split() if log.exists() else []) == (["requeue", "4242"] if requeued else [])
+    assert "#SBATCH --signal=TERM@" in open(os.path.join(ROOT, "launch", "slurm.sbatch")).read()
+
+
 def test_tpu_vm_script_commands(tmp_path):
     _executable(tmp_path / "gcloud", FAKE_GCLOUD)
     env = {**os.environ, "GCLOUD": str(tmp_path / "gcloud"), "LOGS": str(tmp_path)}

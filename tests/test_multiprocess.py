@@ -4,6 +4,7 @@ in a single process."""
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -26,6 +27,9 @@ def _command(corpus, workdir, *extra, **overrides):
         "model.num_layers": 2, "model.hidden": 64, "model.ffn": 128, "model.num_heads": 4,
         "model.num_kv_heads": 2, "optim.warmup_steps": 2, "train.global_batch": 8,
         "train.seq_len": 64, "train.log_every": 1, "train.eval_every": 3, "train.keep_last": 2,
+        # As many held-out batches as the data gives: each process's loader shards run out after
+        # a different number (this hung before every process ran the same number).
+        "train.eval_batches": 1000,
         "train.checkpoint_every": 3, "train.steps": STEPS, "data.train_dir": corpus["train"],
         "data.eval_dir": corpus["eval"], **MESH, **overrides}
     return [sys.executable, "-m", "llmjp_jax.cli.train", "--config=configs/tiny.py",
@@ -136,3 +140,68 @@ def test_a_process_whose_peer_never_starts_fails_clearly(corpus, tmp_path, proce
     out = open(log).read()
     assert f"coordinator at {address} within 3 s (--init_timeout_s)" in out, out
     assert f"--coordinator_address={address}" in out and "--process_id" in out
+
+
+def _two_long_runs(corpus, root, *extra, **overrides):
+    """Two processes of a run too long to finish, started; returns (procs, logs)."""
+    join = [f"--coordinator_address=127.0.0.1:{_free_port()}", "--num_processes=2", "--cpu_devices=2"]
+    settings = {"train.steps": 100000, "train.eval_every": 0, "train.checkpoint_every": 1000,
+                "mesh.data": 2, "mesh.fsdp": 2, "mesh.tensor": 1, **DCN, **overrides}
+    logs = [root / "p0.log", root / "p1.log"]
+    procs = []
+    for i, log in enumerate(logs):
+        with open(log, "w") as out:
+            procs.append(subprocess.Popen(
+                _command(corpus, root / "run", *join, f"--process_id={i}", *extra, **settings),
+                cwd=ROOT, env=_env(), stdout=out, stderr=subprocess.STDOUT))
+    deadline = time.time() + 240
+    while not (root / "run" / "metrics.jsonl").exists() or len(read_metrics(root / "run")) < 5:
+        assert time.time() < deadline and all(p.poll() is None for p in procs), _tail(logs[0])
+        time.sleep(0.1)
+    return procs, logs
+
+
+def _stop_all(procs):
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_a_dead_peer_ends_the_other_process_naming_it(corpus, tmp_path):
+    """Either the step's collective fails at once (gloo sees the closed connection: our message,
+    PEER_EXIT_CODE) or it waits until JAX's coordination service misses the dead process's
+    heartbeats for --heartbeat_timeout_s and aborts this one (JAX's message names task 1)."""
+    from llmjp_jax.train.monitor import PEER_EXIT_CODE
+
+    procs, logs = _two_long_runs(corpus, tmp_path, "--heartbeat_timeout_s=15")
+    try:
+        procs[1].kill()
+        start = time.time()
+        code = procs[0].wait(timeout=90)
+    finally:
+        _stop_all(procs)
+    assert time.time() - start < 45, _tail(logs[0])
+    out = open(logs[0]).read()
+    ours = code == PEER_EXIT_CODE and "failed in a collective" in out and "process 1 (host" in out
+    jax_ = code == -signal.SIGABRT and "tasks are unhealthy (stopped sending heartbeats):\n1\n" in out
+    assert ours or jax_, (code, _tail(logs[0]))
+
+
+def test_a_hung_peer_ends_the_other_process_after_hang_timeout(corpus, tmp_path):
+    """A stopped peer (SIGSTOP: alive, no progress); the coordination service would wait 300 s."""
+    from llmjp_jax.train.monitor import PEER_EXIT_CODE
+
+    procs, logs = _two_long_runs(corpus, tmp_path, "--heartbeat_timeout_s=300",
+                                 **{"train.hang_timeout_s": 15})
+    try:
+        procs[1].send_signal(signal.SIGSTOP)
+        start = time.time()
+        code = procs[0].wait(timeout=90)
+    finally:
+        procs[1].send_signal(signal.SIGCONT)
+        _stop_all(procs)
+    assert code == PEER_EXIT_CODE and time.time() - start < 40, _tail(logs[0])
+    out = open(logs[0]).read()
+    assert "No training step finished for" in out and "(train.hang_timeout_s=15)" in out
+    assert "process 1 (host" in out and "<- silent" in out, _tail(logs[0])

@@ -7,6 +7,11 @@
 Several hosts: start the same command on each, adding
   --coordinator_address=HOST0:PORT --num_processes=N --process_id=I
 (under SLURM's srun or on a TPU pod these are detected when left out).
+
+Exit status: 0 done; 2 invalid config; 3 could not join the other processes; 75 stopped by
+SIGTERM/SIGINT after saving a checkpoint (run the same command again to resume); 76 a peer
+process died or no step finished for train.hang_timeout_s (a hung peer); 1 any other error
+(the message says which).
 """
 
 import json
@@ -29,6 +34,9 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-process: how
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-process: this process's index, 0..N-1.")
 _INIT_TIMEOUT = flags.DEFINE_integer(
     "init_timeout_s", 300, "Multi-process: seconds to wait for every process to join before failing.")
+_HEARTBEAT = flags.DEFINE_integer(
+    "heartbeat_timeout_s", 100,
+    "Multi-process: a process silent this long (dead, or its host) ends all the others.")
 _CPU_DEVICES = flags.DEFINE_integer(
     "cpu_devices", None, "Simulate this many CPU devices in this process (testing without accelerators).")
 
@@ -50,14 +58,25 @@ def _main(argv):
         try:  # before anything touches JAX devices
             multi = distributed.initialize(
                 _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
-                timeout_s=_INIT_TIMEOUT.value, local_device_count=_CPU_DEVICES.value)
+                timeout_s=_INIT_TIMEOUT.value, local_device_count=_CPU_DEVICES.value,
+                heartbeat_timeout_s=_HEARTBEAT.value)
         except ValueError as e:
             raise app.UsageError(str(e)) from e
         except distributed.JoinError as e:
             log.error("%s", e)
             raise SystemExit(distributed.JOIN_EXIT_CODE) from e
-        from llmjp_jax.train.loop import train
-        train(cfg, _WORKDIR.value)
+        from llmjp_jax.train.loop import RUN_ERRORS, train
+        from llmjp_jax.train.signals import PREEMPTED_EXIT_CODE, Preempted
+        try:
+            train(cfg, _WORKDIR.value)
+        except RUN_ERRORS as e:  # the message says what to do; a traceback would bury it
+            log.error("%s: %s", type(e).__name__, e)
+            raise SystemExit(1) from e
+        except Preempted as e:
+            log.warning("%s Exiting with code %d; run the same command to resume.", e, PREEMPTED_EXIT_CODE)
+            if multi:
+                distributed.shutdown()
+            raise SystemExit(PREEMPTED_EXIT_CODE) from e
         if multi:  # leave together: a process exiting early can fail its peers' last steps
             distributed.shutdown()
     except ConfigError as e:

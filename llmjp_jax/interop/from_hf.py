@@ -12,7 +12,6 @@ import os
 import shutil
 
 import jax
-import jax.numpy as jnp
 from ml_collections import ConfigDict
 
 from llmjp_jax.config import default_config
@@ -22,7 +21,7 @@ from llmjp_jax.model import LlamaConfig
 from llmjp_jax.optim import make_optimizer
 from llmjp_jax.parallel import make_mesh
 from llmjp_jax.train import checkpoint
-from llmjp_jax.train.state import state_spec
+from llmjp_jax.train.state import fresh_state, state_spec
 
 # Settings that must agree between the folder and a given config (they shape or change the model).
 ARCHITECTURE = ("num_layers", "hidden", "ffn", "num_heads", "num_kv_heads", "dh", "padded_vocab",
@@ -62,10 +61,7 @@ def initial_state(params: dict, model_cfg: LlamaConfig, cfg: ConfigDict) -> dict
     spec = state_spec(model_cfg, tx, mesh)
     placed = jax.device_put(params, spec.shardings["params"])
 
-    def init(p):
-        return {"step": jnp.int32(0), "params": p, "opt_state": tx.init(p)}
-
-    return jax.jit(init, out_shardings=spec.shardings)(placed)
+    return jax.jit(lambda p: fresh_state(p, tx), out_shardings=spec.shardings)(placed)
 
 
 def _refuse_existing(workdir: str):

@@ -8,6 +8,7 @@ each waiting process ends after `timeout_s` with an error naming the coordinator
 and the flags to check, instead of hanging.
 """
 
+import json
 import math
 import os
 import sys
@@ -90,12 +91,14 @@ def _coordinator_address_in_use() -> str | None:
 
 def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
                process_id: int | None = None, timeout_s: float = 300,
-               local_device_count: int | None = None) -> bool:
+               local_device_count: int | None = None, heartbeat_timeout_s: int = 100) -> bool:
     """Joins the other processes of this run; returns whether the run is multi-process.
 
     With no coordinator settings, it joins only where JAX can detect a launcher
     (`detect_cluster`); otherwise it stays single-process. `local_device_count`
-    simulates that many CPU devices in this process (for tests).
+    simulates that many CPU devices in this process (for tests). A process whose heartbeats
+    stop (it died, or its host did) ends every other process after `heartbeat_timeout_s`
+    (JAX's coordination service).
     """
     if local_device_count is not None:
         jax.config.update("jax_num_cpu_devices", int(local_device_count))
@@ -131,7 +134,8 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
     threading.Thread(target=watchdog, name="distributed-join-watchdog", daemon=True).start()
     try:
         jax.distributed.initialize(coordinator_address, num_processes, process_id,
-                                   initialization_timeout=max(1, math.ceil(timeout_s)))
+                                   initialization_timeout=max(1, math.ceil(timeout_s)),
+                                   heartbeat_timeout_seconds=max(1, int(heartbeat_timeout_s)))
     except jax.errors.JaxRuntimeError as e:  # e.g. process 0 cannot listen on the port
         address = coordinator_address or _coordinator_address_in_use()
         raise JoinError(f"Multi-process start failed for the coordinator at {address} ({e}). For "
@@ -151,3 +155,27 @@ def _log_topology():
 def shutdown():
     """Leaves the multi-process run once every process has arrived here (after a successful run)."""
     jax.distributed.shutdown()
+
+
+def broadcast_json(value):
+    """Process 0's JSON-able `value`, on every process (all must call it together): lets one
+    process decide (e.g. from files only it writes) and the others follow."""
+    if jax.process_count() == 1:
+        return value
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    data = np.frombuffer(json.dumps(value).encode(), np.uint8) if jax.process_index() == 0 else None
+    size = int(multihost_utils.broadcast_one_to_all(np.array(0 if data is None else data.size, np.int32)))
+    buffer = np.zeros(size, np.uint8) if data is None else data
+    return json.loads(np.asarray(multihost_utils.broadcast_one_to_all(buffer)).tobytes())
+
+
+def global_min(value: int) -> int:
+    """The smallest of every process's `value` (all must call it together)."""
+    if jax.process_count() == 1:
+        return value
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    return int(np.asarray(multihost_utils.process_allgather(np.array([value], np.int64))).min())

@@ -1,13 +1,25 @@
-"""The training loop: build everything from the config, resume if possible, train, log, save."""
+"""The training run: build everything from the config, resume if possible, train (train/driver.py).
+
+What a run does to its workdir is laid out in train/rundir.py; how it survives a cluster:
+- one trainer per workdir (a lock), so two cannot overwrite each other;
+- resume from the newest checkpoint that verifies (damaged ones are moved to `damaged/`),
+  and never silently from scratch when the workdir has a history but no usable checkpoint;
+- SIGTERM/SIGINT save the step every process agrees on and exit (train/signals.py);
+- loss spikes skip their update, repeated ones roll back (train/guard.py, train/driver.py);
+- a hung peer ends the run after train.hang_timeout_s (train/monitor.py).
+"""
 
 import contextlib
 import json
+import math
 import os
+import shutil
 import time
 
 import flax.linen as nn
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 
 from llmjp_jax.config import validate
 from llmjp_jax.data.mixture import load_mixture, mixture_table
@@ -16,16 +28,31 @@ from llmjp_jax.log import get_logger
 from llmjp_jax.model import LlamaConfig
 from llmjp_jax.optim import make_optimizer, make_schedule
 from llmjp_jax.parallel import LOGICAL_RULES, batch_sharding, make_mesh
+from llmjp_jax.parallel.distributed import broadcast_json, global_min
 from llmjp_jax.parallel.mesh import dcn_degrees
 from llmjp_jax.parallel.pipeline import Pipeline, schedule_from_config
-from llmjp_jax.train import checkpoint
+from llmjp_jax.train import checkpoint, rundir
 from llmjp_jax.train.allocator import cpu_allocator_advice, current_allocator
+from llmjp_jax.train.driver import Driver, LossSpikeError
+from llmjp_jax.train.errors import DiskFullError, disk_full, memory_advice, out_of_memory
 from llmjp_jax.train.flops import peak_flops
+from llmjp_jax.train.guard import SkipPlan, SpikeTracker, parse_ranges
 from llmjp_jax.train.metrics import MetricsWriter
+from llmjp_jax.train.monitor import Monitor
+from llmjp_jax.train.signals import StopSignals
 from llmjp_jax.train.state import init_state, state_spec
-from llmjp_jax.train.step import make_eval_step, make_train_step
+from llmjp_jax.train.step import make_eval_step, make_train_step, skip_step
 
 log = get_logger()
+
+
+class NoUsableCheckpointError(RuntimeError):
+    """The workdir has a history (saved checkpoints, metrics) but nothing to resume from."""
+
+
+# Errors whose message names the file or setting to change (llmjp-train prints only the message).
+RUN_ERRORS = (rundir.WorkdirBusyError, NoUsableCheckpointError, LossSpikeError,
+              checkpoint.CorruptCheckpointError, DiskFullError, FloatingPointError, MemoryError)
 
 
 class Run:
@@ -61,6 +88,7 @@ class Run:
                 log.warning(advice)
             else:
                 log.info("Host memory allocator: %s", self.allocator)
+        self.main = jax.process_index() == 0
 
     @contextlib.contextmanager
     def context(self):
@@ -68,7 +96,7 @@ class Run:
         with jax.set_mesh(self.mesh), nn.logical_axis_rules(LOGICAL_RULES):
             yield
 
-    def _global(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+    def globalise(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
         """This process's rows (its loader shards' rows) -> global arrays, batch sharded over data x fsdp."""
         return {k: jax.make_array_from_process_local_data(self.batch_sharding, v) for k, v in batch.items()}
 
@@ -80,158 +108,194 @@ class Run:
                            jax.process_count(), self.cfg.data.packing, self.cfg.data.loader_shards)
         return iter(ds)
 
-    def _start(self, spec, manager, data_iter):
-        """Resumes from this run's latest checkpoint, else from train.init_from, else initialises
-        (with parameters from a Hugging Face folder if train.init_params_from names one)."""
-        latest = manager.latest_step()
-        if latest is not None:
-            log.info("Resuming from %s step %d", manager.directory, latest)
-            return checkpoint.restore(manager, latest, spec.abstract, data_iter), latest
+    # ---- where the run starts -------------------------------------------------------------
+
+    def _start(self, manager, data_iter, events):
+        """(state, step, meta): the newest checkpoint of this run that verifies, else
+        train.init_from, else fresh (parameters from train.init_params_from if set)."""
+        skipped = []
+
+        def move_away(step, error):
+            skipped.append(step)
+            self._move_damaged(manager, step, error, events)
+
+        found = checkpoint.restore_newest(manager, self.spec.abstract, data_iter, move_away)
+        if found is not None:
+            step, state, meta = found
+            log.info("Resuming from %s step %d%s", manager.directory, step,
+                     f" (skipped the damaged checkpoints of steps {skipped})" if skipped else "")
+            events.write("resume", step=step, skipped=skipped)
+            return state, step, meta
+        self._refuse_lost_history(skipped)
         if self.cfg.train.init_from:
-            directory, _, step = self.cfg.train.init_from.partition(":")
-            source = checkpoint.open_read_only(os.path.join(directory, "checkpoints"))
-            step = int(step) if step else source.latest_step()
-            if step is None:
-                raise FileNotFoundError(f"train.init_from={self.cfg.train.init_from}: no checkpoint there.")
-            log.info("Starting from %s step %d (%s)", directory, step,
-                     "state and data position" if checkpoint.has_data_state(source, step)
-                     else "state; no data position saved there: data from the start")
-            try:
-                return checkpoint.restore(source, step, spec.abstract, data_iter, data_optional=True), step
-            finally:
-                source.close()
-        state = init_state(self.model_cfg, self.tx, spec, self.cfg.train.seed)
+            state, step = self._init_from(data_iter)
+            events.write("start", step=step, init_from=self.cfg.train.init_from)
+            return state, step, {}
+        state = init_state(self.model_cfg, self.tx, self.spec, self.cfg.train.seed)
         if self.cfg.train.init_params_from:
-            state["params"] = imported_params(self.cfg.train.init_params_from, self.model_cfg, spec)
-        return state, 0
+            state["params"] = imported_params(self.cfg.train.init_params_from, self.model_cfg, self.spec)
+        events.write("start", step=0)
+        return state, 0, {}
+
+    def _move_damaged(self, manager, step: int, error: Exception, events):
+        source = os.path.join(str(manager.directory), str(step))
+        target = os.path.join(self.workdir, rundir.DAMAGED, f"{step}-{int(time.time())}")
+        log.warning("Skipping the checkpoint of step %d: %s Moved to %s.", step, error, target)
+        if self.main:
+            events.write("checkpoint_skipped", step=step, reason=str(error), moved_to=target)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.move(source, target)
+        if jax.process_count() > 1:
+            multihost_utils.sync_global_devices(f"llmjp_jax moved damaged checkpoint {step}")
+        manager.reload()
+
+    def _refuse_lost_history(self, skipped: list[int]):
+        """Starting from step 0 in a workdir that had checkpoints would overwrite its history."""
+        reason = broadcast_json(self._history(skipped) if self.main else None)
+        if reason:
+            raise NoUsableCheckpointError(
+                f"{self.workdir} has no usable checkpoint in {rundir.checkpoints_dir(self.workdir)}, "
+                f"but {reason}. Starting again from step 0 would overwrite that run's metrics. To "
+                f"resume, put its checkpoints back (or start from one elsewhere with "
+                f"--config.train.init_from=RUN_DIR:STEP); to start over, use a new --workdir.")
+
+    def _history(self, skipped: list[int]) -> str | None:
+        if skipped:
+            return f"the checkpoints of steps {skipped} failed verification (moved to {rundir.DAMAGED}/)"
+        events = rundir.EventLog(self.workdir, enabled=False).rows()
+        committed = [e["step"] for e in events if e.get("event") == "committed" and e.get("step")]
+        if committed:
+            return f"{rundir.EVENTS} records checkpoints saved up to step {max(committed)}"
+        rows = rundir.read_rows(os.path.join(self.workdir, rundir.METRICS))
+        last = max((r["step"] for r in rows), default=0)
+        if last >= self.cfg.train.checkpoint_every:
+            return (f"{rundir.METRICS} has rows up to step {last}, past the first checkpoint "
+                    f"(train.checkpoint_every={self.cfg.train.checkpoint_every})")
+        return None
+
+    def _init_from(self, data_iter):
+        directory, _, step = self.cfg.train.init_from.partition(":")
+        source = checkpoint.open_read_only(rundir.checkpoints_dir(directory))
+        step = int(step) if step else source.latest_step()
+        if step is None:
+            raise FileNotFoundError(f"train.init_from={self.cfg.train.init_from}: no checkpoint there.")
+        log.info("Starting from %s step %d (%s)", directory, step,
+                 "state and data position" if checkpoint.has_data_state(source, step)
+                 else "state; no data position saved there: data from the start")
+        try:
+            state, _ = checkpoint.restore(source, step, self.spec.abstract, data_iter, data_optional=True)
+            return state, step
+        finally:
+            source.close()
+
+    # ---- compiled pieces -------------------------------------------------------------------
 
     def compile_step(self):
         """The train step compiled ahead of time for this config's state and batch shapes."""
         t, spec = self.cfg.train, self.spec
         step = make_train_step(spec.graphdef, self.tx, self.schedule, t.microbatches, t.z_loss,
-                               self.pipeline, t.loss_chunk)
+                               self.pipeline, t.loss_chunk, t.spike, math.log(self.model_cfg.padded_vocab))
         row = jax.ShapeDtypeStruct((t.global_batch, t.seq_len + 1), np.int32, sharding=self.batch_sharding)
         keys = ("tokens",) + (("segment_ids", "positions") if self.cfg.data.packing == "first_fit" else ())
         batch = {k: row for k in keys}
+        batch["stop"] = jax.ShapeDtypeStruct((t.global_batch,), np.int32, sharding=self.batch_sharding)
         start = time.perf_counter()
         jitted = jax.jit(step, out_shardings=(spec.shardings, None), donate_argnums=0)
         compiled = jitted.lower(spec.abstract, batch).compile()
         log.info("Train step compiled in %.1f s", time.perf_counter() - start)
         return compiled
 
-    def _evaluator(self, spec):
+    def _skip_fn(self):
+        def skip(state, stop):
+            return skip_step(state), stop.max()
+
+        return jax.jit(skip, out_shardings=(self.spec.shardings, None), donate_argnums=0)
+
+    def _evaluator(self):
         t, eval_dir = self.cfg.train, self.cfg.data.eval_dir
         if not eval_dir or not t.eval_every:
             return None
-        batches = [self._global(b) for b in eval_batches(
-            eval_dir, t.seq_len, t.global_batch, t.eval_batches, jax.process_index(),
-            jax.process_count(), self.model_cfg.padded_vocab, self.cfg.data.packing,
-            self.cfg.data.loader_shards)]
-        evaluate = jax.jit(make_eval_step(spec.graphdef, self.pipeline, t.loss_chunk))
+        local = eval_batches(eval_dir, t.seq_len, t.global_batch, t.eval_batches, jax.process_index(),
+                             jax.process_count(), self.model_cfg.padded_vocab, self.cfg.data.packing,
+                             self.cfg.data.loader_shards)
+        # Each process's loader shards may run out after a different number of batches; every
+        # process must run the same number of (collective) eval steps: the fewest, which is
+        # what a single process reading all shards would get.
+        count = global_min(len(local))
+        batches = [self.globalise(b) for b in local[:count]]
+        evaluate = jax.jit(make_eval_step(self.spec.graphdef, self.pipeline, t.loss_chunk))
 
         def run(params) -> float:
-            sums = [evaluate(params, b) for b in batches]
-            return float(sum(s for s, _ in sums) / sum(c for _, c in sums))
+            # One batch at a time, summed on the host: many evaluations in flight at once (each
+            # with its cross-process all-reduce) deadlocked two CPU processes.
+            sums = np.array([jax.device_get(evaluate(params, b)) for b in batches], np.float64)
+            return float(sums[:, 0].sum() / sums[:, 1].sum())
 
         return run
 
+    # ---- the run ---------------------------------------------------------------------------
+
+    def _lock(self) -> rundir.WorkdirLock | None:
+        """Process 0 takes the workdir lock; every process learns whether it got it."""
+        lock, error = None, None
+        if self.main:
+            lock = rundir.WorkdirLock(self.workdir)
+            try:
+                lock.acquire()
+            except rundir.WorkdirBusyError as e:
+                error = str(e)
+        error = broadcast_json(error)
+        if error:
+            raise rundir.WorkdirBusyError(error)
+        return lock
+
     def train(self) -> dict:
         t = self.cfg.train
-        spec = self.spec
-        with self.context():
-            data_iter = self._data_iter()
-            manager = checkpoint.make_manager(os.path.join(self.workdir, "checkpoints"), t)
+        lock = self._lock()
+        try:
+            with self.context():
+                return self._train(t, lock)
+        except Exception as e:
+            if disk_full(e):
+                raise DiskFullError(self.workdir, e) from e
+            raise
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _train(self, t, lock) -> dict:
+        events = rundir.EventLog(self.workdir, enabled=self.main)
+        keep = checkpoint.KeepSteps()
+        manager = checkpoint.make_manager(rundir.checkpoints_dir(self.workdir), t, keep)
+        step_fn = None
+        # Signals are caught from here on: one that comes during restore or compilation stops
+        # the run after its first step, which is saved, like any other.
+        with StopSignals() as signals:
             try:
-                state, start = self._start(spec, manager, data_iter)
-                step_fn = None
+                data_iter = self._data_iter()
+                state, start, meta = self._start(manager, data_iter, events)
+                tracker = SpikeTracker(t.spike.window, t.spike.rollback_after)
+                tracker.load(meta)
+                plan = SkipPlan(parse_ranges(t.get("skip_steps")), list(tracker.skipped))
+                step_fn, evaluate = self.compile_step(), self._evaluator()
+                writer = MetricsWriter(self.workdir, start, t.steps, enabled=self.main)
+                config_json = json.loads(self.cfg.to_json())
                 try:
-                    step_fn, evaluate = self.compile_step(), self._evaluator(spec)
-                    writer = MetricsWriter(self.workdir, start, t.steps, enabled=jax.process_index() == 0)
-                    config_json = json.loads(self.cfg.to_json())
-                    try:
-                        return self._loop(state, start, step_fn, evaluate, data_iter, manager, writer,
-                                          config_json)
-                    finally:
-                        writer.close()
-                except Exception as e:
-                    if not _out_of_memory(e):
-                        raise
-                    raise MemoryError(_memory_advice(step_fn)) from e
+                    with Monitor(t.hang_timeout_s, lock) as monitor:
+                        driver = Driver(self, step_fn, self._skip_fn(), evaluate, data_iter, manager,
+                                        keep, writer, events, signals, monitor, config_json, tracker, plan)
+                        return driver.run_steps(state, start)
+                finally:
+                    writer.close()
+            except Exception as e:
+                if not out_of_memory(e):
+                    raise
+                raise MemoryError(memory_advice(step_fn)) from e
             finally:
                 manager.wait_until_finished()
+                if manager.latest_step() is not None:
+                    events.write("committed", step=manager.latest_step())
                 manager.close()
-
-    def _loop(self, state, start, step_fn, evaluate, data_iter, manager, writer, config_json):
-        t = self.cfg.train
-        tokens_per_step = t.global_batch * t.seq_len
-        flops_per_step = self.model_cfg.flops_per_token(t.seq_len) * tokens_per_step
-        peak = self.peak_flops
-        last, timer, timed_steps, skipped = {}, time.perf_counter(), 0, []
-        watch = _SkipWatch(t.max_skipped_steps)
-        for step in range(start, t.steps):
-            state, metrics = step_fn(state, self._global(next(data_iter)))
-            done, timed_steps = step + 1, timed_steps + 1
-            skipped.append(metrics.pop("skipped"))  # read at the next log step: no sync per step
-            row = {}
-            if done % t.log_every == 0 or done == t.steps:
-                row = {k: float(v) for k, v in jax.device_get(metrics).items()}
-                step_time = (time.perf_counter() - timer) / timed_steps
-                row.update(step_time=step_time, tokens_per_sec=tokens_per_step / step_time,
-                           mfu=flops_per_step / step_time / peak if peak else 0.0,
-                           skipped_steps=watch.check(jax.device_get(skipped), done))
-                skipped = []
-            if evaluate and (done % t.eval_every == 0 or done == t.steps):
-                row["eval_loss"] = evaluate(state["params"])
-            if row:
-                last = {"step": done, **row}
-                writer.write(last)
-            checkpoint.save(manager, done, state, data_iter, config_json, force=done == t.steps)
-            if "step_time" in row or "eval_loss" in row:
-                timer, timed_steps = time.perf_counter(), 0
-        return last
-
-
-def _out_of_memory(error: Exception) -> bool:
-    text = str(error)
-    return "RESOURCE_EXHAUSTED" in text or "Out of memory" in text
-
-
-def _memory_advice(compiled) -> str:
-    """What to change when the step does not fit, with XLA's plan when the step compiled."""
-    plan = ""
-    if compiled is not None and hasattr(compiled, "memory_analysis"):
-        m = compiled.memory_analysis()
-        plan = (f" XLA planned {m.argument_size_in_bytes / 2**30:.2f} GiB of arguments (parameters, "
-                f"optimizer state, batch) and {m.temp_size_in_bytes / 2**30:.2f} GiB of temporaries "
-                f"per device.")
-    return ("The train step does not fit in device memory." + plan + " To need less per device: "
-            "raise train.microbatches (gradient accumulation), use model.remat='full', set "
-            "train.loss_chunk (e.g. 1024), or spread the model over more devices with mesh.fsdp, "
-            "mesh.tensor or mesh.pipeline. `python benchmarks/aot.py --config=... --devices=N` shows "
-            "the plan for a layout without running it.")
-
-
-class _SkipWatch:
-    """Counts steps skipped for a non-finite loss or gradients; stops the run after
-    train.max_skipped_steps in a row (it would otherwise spin without learning)."""
-
-    def __init__(self, limit: int):
-        self.limit, self.in_a_row = limit, 0
-
-    def check(self, flags, done: int) -> int:
-        count = int(sum(flags))
-        for flag in flags:
-            self.in_a_row = self.in_a_row + 1 if flag else 0
-        if count:
-            log.warning("%d of the %d steps up to step %d had a non-finite loss or gradients; "
-                        "their updates were skipped.", count, len(flags), done)
-        if self.in_a_row >= self.limit:
-            raise FloatingPointError(
-                f"Steps {done - self.in_a_row + 1}..{done} all had a non-finite loss or gradients "
-                f"(train.max_skipped_steps={self.limit}). Their updates were skipped, so the saved "
-                f"checkpoints are unharmed: resume with a lower optim.peak_lr, a longer "
-                f"optim.warmup_steps or model.dtype='float32', or check the data these steps read.")
-        return count
 
 
 def imported_params(folder: str, model_cfg: LlamaConfig, spec) -> dict:

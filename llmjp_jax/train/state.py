@@ -1,4 +1,4 @@
-"""Train state (step, params, optimizer state) as plain pytrees, with their shardings.
+"""Train state (step, params, optimizer state, loss-spike statistics) as plain pytrees, with their shardings.
 
 Parameters live as a pure dict (the NNX state of `Llama`), so checkpoints are
 ordinary nested dicts of arrays and the model is rebuilt with `nnx.merge`.
@@ -13,6 +13,7 @@ from flax import nnx
 
 from llmjp_jax.model import Llama, LlamaConfig
 from llmjp_jax.parallel import param_shardings, replicated
+from llmjp_jax.train.guard import init_guard
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,9 +35,11 @@ def state_spec(model_cfg: LlamaConfig, tx: optax.GradientTransformation, mesh) -
     abstract_opt = jax.eval_shape(tx.init, abstract_params)
     opt_sh = optax.tree_map_params(tx, lambda _, s: s, abstract_opt, params_sh,
                                    transform_non_params=lambda _: replicated(mesh))
-    shardings = {"step": replicated(mesh), "params": params_sh, "opt_state": opt_sh}
+    guard = jax.eval_shape(init_guard)
+    shardings = {"step": replicated(mesh), "params": params_sh, "opt_state": opt_sh,
+                 "guard": jax.tree.map(lambda _: replicated(mesh), guard)}
     shapes = {"step": jax.ShapeDtypeStruct((), jnp.int32), "params": abstract_params,
-              "opt_state": abstract_opt}
+              "opt_state": abstract_opt, "guard": guard}
     abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                             shapes, shardings)
     return StateSpec(graphdef, abstract, shardings)
@@ -48,6 +51,11 @@ def init_state(model_cfg: LlamaConfig, tx: optax.GradientTransformation, spec: S
 
     def init():
         params = nnx.to_pure_dict(nnx.state(init_model(model_cfg, seed)))
-        return {"step": jnp.int32(0), "params": params, "opt_state": tx.init(params)}
+        return fresh_state(params, tx)
 
     return jax.jit(init, out_shardings=spec.shardings)()
+
+
+def fresh_state(params: dict, tx: optax.GradientTransformation) -> dict:
+    """Step 0 of a run from `params`: fresh optimizer state and loss-spike statistics."""
+    return {"step": jnp.int32(0), "params": params, "opt_state": tx.init(params), "guard": init_guard()}

@@ -1,0 +1,201 @@
+"""The run folder (`--workdir`): where each file of a run lives, its lock, and its JSON-lines logs.
+
+    checkpoints/<step>/   orbax checkpoints (train/checkpoint.py)
+    damaged/<step>-<time>/ checkpoints that failed verification, moved out of the way
+    metrics.jsonl         one row per logged step of the run's timeline
+    events.jsonl          what the run decided or met: resumes, saves, skipped checkpoints,
+                          loss spikes, rollbacks, skipped data, signals (append-only)
+    tensorboard/          the metrics as TensorBoard events
+    LOCK                  which process trains here (host, pid), refreshed while it runs
+"""
+
+import json
+import os
+import socket
+import time
+
+from llmjp_jax.log import get_logger
+
+log = get_logger()
+
+CHECKPOINTS = "checkpoints"
+DAMAGED = "damaged"
+METRICS = "metrics.jsonl"
+EVENTS = "events.jsonl"
+TENSORBOARD = "tensorboard"
+LOCK = "LOCK"
+
+
+def checkpoints_dir(workdir: str) -> str:
+    return os.path.join(workdir, CHECKPOINTS)
+
+
+def read_rows(path: str) -> list[dict]:
+    """The JSON objects of a JSON-lines file ([] when it does not exist).
+
+    A torn last line (a process killed mid-write) is dropped with a warning; a bad line
+    anywhere else stops with the file and line number, since dropping it would lose data.
+    """
+    if not os.path.exists(path):
+        return []
+    with open(path, "rb") as f:
+        lines = f.read().split(b"\n")
+    rows = []
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            rows.append(json.loads(raw))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            if number != len(lines):  # only the last piece can lack its newline
+                raise ValueError(f"{path}:{number}: not a JSON object ({e}); fix or remove that line.") from e
+            log.warning("%s:%d: dropped a torn last line (%d bytes), written by a process that was "
+                        "killed while writing it.", path, number, len(raw))
+    return rows
+
+
+def write_rows(path: str, rows: list[dict]):
+    """Replaces the file with `rows`, atomically (a crash leaves the old or the new file)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def append_row(path: str, row: dict):
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def timeline(rows: list[dict], last_step: int) -> list[dict]:
+    """Rows up to `last_step`, one per step (the last written wins), in step order."""
+    by_step = {r["step"]: r for r in rows if r["step"] <= last_step}
+    return [by_step[s] for s in sorted(by_step)]
+
+
+class EventLog:
+    """`events.jsonl`: one JSON object per event, with its time; only process 0 writes."""
+
+    def __init__(self, workdir: str, enabled: bool = True):
+        self.path, self.enabled = os.path.join(workdir, EVENTS), enabled
+        if enabled:
+            os.makedirs(workdir, exist_ok=True)
+
+    def write(self, event: str, **fields):
+        if self.enabled:
+            append_row(self.path, {"time": round(time.time(), 3), "event": event, **fields})
+
+    def rows(self) -> list[dict]:
+        return read_rows(self.path)
+
+
+class WorkdirBusyError(RuntimeError):
+    """Another live process trains in this workdir."""
+
+
+class WorkdirLock:
+    """`<workdir>/LOCK`: one trainer per run folder.
+
+    The lock holds the host, pid and start time and is refreshed (its mtime) every
+    `refresh_s` while the run lives. A lock is stale when its process is gone (same host)
+    or, held on another host, it was not refreshed for `stale_s` (e.g. a SLURM job requeued
+    onto a new node); a stale lock is taken over with a warning. A live one is waited for up
+    to `stale_s` (a predecessor may still be saving and exiting), then refused.
+    """
+
+    refresh_s, stale_s = 10.0, 60.0
+
+    def __init__(self, workdir: str):
+        self.path = os.path.join(workdir, LOCK)
+        self.owner = {"host": socket.gethostname(), "pid": os.getpid(), "started": round(time.time(), 3)}
+        self._held, self._last_refresh = False, 0.0
+
+    def acquire(self, wait: bool = True):
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        deadline = time.time() + (self.stale_s if wait else 0)
+        while True:
+            if self._try_create():
+                return self
+            holder, age = self._read()
+            reason = self._stale_reason(holder, age)
+            if reason:
+                log.warning("Taking over the stale lock %s (%s).", self.path, reason)
+                self._remove_if_unchanged(holder)
+                continue
+            if time.time() >= deadline:
+                raise WorkdirBusyError(
+                    f"{self.path}: this run folder is in use by pid {holder.get('pid')} on host "
+                    f"{holder.get('host')} (lock refreshed {age:.0f} s ago). Two trainers on one "
+                    "--workdir would overwrite each other's checkpoints and metrics: stop the other "
+                    "one, or use another --workdir. If that process is gone, delete the LOCK file.")
+            time.sleep(min(1.0, self.refresh_s))
+
+    def _try_create(self) -> bool:
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.owner, f)
+        self._held, self._last_refresh = True, time.time()
+        return True
+
+    def _read(self) -> tuple[dict, float]:
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                holder = json.load(f)
+            age = time.time() - os.path.getmtime(self.path)
+        except FileNotFoundError:
+            return {}, 0.0
+        except (json.JSONDecodeError, OSError):  # torn by a crash while writing it
+            return {"torn": True}, time.time() - os.path.getmtime(self.path)
+        return holder, age
+
+    def _stale_reason(self, holder: dict, age: float) -> str:
+        if not holder:
+            return ""
+        if holder.get("torn"):
+            return "its content is unreadable"
+        if holder.get("host") == self.owner["host"]:  # the process table is the truth here
+            alive = _pid_alive(holder.get("pid", -1))
+            return "" if alive else f"pid {holder.get('pid')} on this host has ended"
+        if age > self.stale_s:
+            return f"pid {holder.get('pid')} on {holder.get('host')} has not refreshed it for {age:.0f} s"
+        return ""
+
+    def _remove_if_unchanged(self, holder: dict):
+        current, _ = self._read()
+        if current == holder:
+            try:
+                os.remove(self.path)
+            except FileNotFoundError:
+                pass
+
+    def refresh(self):
+        """Marks the lock alive; cheap to call often (touches the file every `refresh_s`)."""
+        now = time.time()
+        if self._held and now - self._last_refresh >= self.refresh_s:
+            try:
+                os.utime(self.path)
+            except FileNotFoundError:  # removed by hand: take it again
+                self._try_create()
+            self._last_refresh = now
+
+    def release(self):
+        if self._held:
+            current, _ = self._read()
+            if current.get("pid") == self.owner["pid"] and current.get("host") == self.owner["host"]:
+                os.remove(self.path)
+            self._held = False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid > 0
