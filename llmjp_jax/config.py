@@ -10,6 +10,7 @@ import math
 from ml_collections import ConfigDict, config_dict
 
 from llmjp_jax.data.pipeline import LOADER_SHARDS, PACKINGS
+from llmjp_jax.data.shards import VERIFY
 from llmjp_jax.model.config import ATTENTION, DTYPES, REMAT_POLICIES, LlamaConfig
 from llmjp_jax.optim import DECAY_SHAPES, SCHEDULES, wsd_decay_start
 from llmjp_jax.parallel.mesh import dcn_degrees, resolve_degrees
@@ -49,8 +50,10 @@ def default_config() -> ConfigDict:
     # data.loader_shards: the data is read as this many shards, each packed on its own; every
     # process reads a block of them, so the batches do not depend on the number of processes
     # (which must divide it). It must divide train.global_batch, and must stay the same on resume.
+    # data.verify_shards: what is checked of each shard before training, besides its size and
+    # record count: "sha256" hashes every shard, "auto" does so for up to 2 GiB of shards.
     c.data = dict(train_dir="runs/data/train", eval_dir=config_dict.placeholder(str), mixture={},
-                  packing="concat", loader_shards=LOADER_SHARDS)
+                  packing="concat", loader_shards=LOADER_SHARDS, verify_shards="auto")
     # mesh.pipeline > 1 splits the layers into that many stages (llmjp_jax/parallel/pipeline.py);
     # pipeline_repeats > 1 makes the schedule circular; pipeline_microbatches (0: = stages) is
     # how many pieces each step's batch is cut into for the pipeline.
@@ -121,6 +124,8 @@ def validate(cfg: ConfigDict, num_devices: int, num_processes: int = 1) -> dict[
            f"data.loader_shards={loader} is not divisible by the {num_processes} JAX processes; "
            "set it to a multiple of the process count.")
     _check(cfg.data.packing in PACKINGS, f"data.packing={cfg.data.packing!r}: choose one of {PACKINGS}.")
+    _check(cfg.data.get("verify_shards", "size") in VERIFY,
+           f"data.verify_shards={cfg.data.get('verify_shards')!r}: choose one of {VERIFY}.")
     _check(o.schedule in SCHEDULES, f"optim.schedule={o.schedule!r}: choose one of {SCHEDULES}.")
     _check(0 <= o.warmup_steps <= t.steps,
            f"optim.warmup_steps={o.warmup_steps} must lie within train.steps={t.steps}.")

@@ -195,3 +195,31 @@ def test_checkpoint_digests_do_not_depend_on_the_mesh():
     digests = {state_digests({**single, "x": v})[0]["['x']"] for v in (single["x"], nudged, swapped)}
     assert len(digests) == 3
     assert state_digests({"x": single["x"].at[1, 1].set(np.nan)})[1] == 1
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """An 8 MB tmpfs: room for one checkpoint of the test model (about 5.3 MB), not two."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
+                          capture_output=True)
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_full_disk_is_reported_as_such_and_the_older_checkpoint_resumes(corpus, tmp_path, small_disk):
+    """Before: 'does not fit in device memory' (tensorstore reports ENOSPC as RESOURCE_EXHAUSTED)."""
+    from llmjp_jax.train.errors import DiskFullError
+
+    cfg = _config(corpus, steps=10)
+    straight = tmp_path / "straight"
+    train(cfg, str(straight), devices=jax.devices()[:1])
+    workdir = small_disk / "run"
+    with pytest.raises(DiskFullError, match=r"disk holding .*run is full \(No space left on device\)"):
+        train(cfg, str(workdir), devices=jax.devices()[:1])
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    train(cfg, str(workdir), devices=jax.devices()[:1])
+    assert _history(workdir) == _history(straight)

@@ -21,18 +21,56 @@ import grain
 import numpy as np
 
 from llmjp_jax.data.mixture import Subset, check_level, one_pass
-from llmjp_jax.data.shards import decode_record, load_manifest, shard_paths
+from llmjp_jax.data.shards import ShardError, decode_record, load_manifest, shard_paths
 
 
-def _documents(shard_dir: str, vocab_rows: int | None, training: bool = False) -> grain.MapDataset:
-    manifest = load_manifest(shard_dir, vocab_rows)
+def _documents(shard_dir: str, vocab_rows: int | None, training: bool = False,
+               verify: str = "size") -> grain.MapDataset:
+    manifest = load_manifest(shard_dir, vocab_rows, verify)
     check_level(shard_dir, manifest.get("release_level", ""), training)
     return _source(shard_dir, manifest)
 
 
 def _source(shard_dir: str, manifest: dict) -> grain.MapDataset:
-    source = grain.sources.ArrayRecordDataSource(shard_paths(shard_dir, manifest))
+    source = NamedShardSource(shard_paths(shard_dir, manifest), [s["documents"] for s in manifest["shards"]])
     return grain.MapDataset.source(source).map(_decode)
+
+
+class NamedShardSource:
+    """Grain's ArrayRecord source, whose read errors name the shard and the record.
+
+    Riegeli finds damaged bytes only when it reads them (a block checksum), which may be long
+    into a run; its own error names neither. Grain offers no hook for this, hence the wrapper.
+    """
+
+    def __init__(self, paths: list[str], counts: list[int]):
+        self._source = grain.sources.ArrayRecordDataSource(paths)
+        self._paths, self._starts = paths, list(itertools.accumulate([0] + counts[:-1]))
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def __getitem__(self, index: int) -> bytes:
+        try:
+            return self._source[index]
+        except RuntimeError as e:
+            raise self._error(index, e) from e
+
+    def __getitems__(self, indices):
+        try:
+            return self._source.__getitems__(indices)
+        except RuntimeError:
+            return [self[i] for i in indices]  # finds and names the record that fails
+
+    def _error(self, index: int, error: Exception) -> ShardError:
+        shard = max(i for i, start in enumerate(self._starts) if start <= index)
+        return ShardError(f"Shard {self._paths[shard]}: record {index - self._starts[shard]} cannot be "
+                          f"read ({error}). The shard was damaged after llmjp-tokenize wrote it: re-run "
+                          f"llmjp-tokenize for it, or set data.verify_shards='sha256' to check every shard "
+                          f"before training.")
+
+    def __repr__(self) -> str:
+        return f"NamedShardSource({len(self._paths)} shards)"
 
 
 def _decode(record: bytes) -> dict[str, np.ndarray]:
@@ -187,13 +225,14 @@ def train_dataset(subsets: list[Subset], seq_len: int, global_batch: int, seed: 
 
 def eval_batches(shard_dir: str, seq_len: int, global_batch: int, num_batches: int,
                  process_index: int = 0, process_count: int = 1, vocab_rows: int | None = None,
-                 packing: str = "concat", shards: int | None = None) -> list[dict[str, np.ndarray]]:
+                 packing: str = "concat", shards: int | None = None, verify: str = "size"
+                 ) -> list[dict[str, np.ndarray]]:
     """Up to `num_batches` held-out batches (this process's rows), the same at every evaluation.
 
     Sharded like training data (documents in file order), so the evaluated global batches
     do not depend on the number of processes.
     """
-    docs = _documents(shard_dir, vocab_rows)
+    docs = _documents(shard_dir, vocab_rows, verify=verify)
     rows = _sharded(docs, seq_len, global_batch, shards, process_index, process_count, packing,
                     repeat=False)
     batches = list(itertools.islice(rows, num_batches))

@@ -10,6 +10,7 @@ import glob
 import gzip
 import io
 import json
+import zlib
 from collections.abc import Callable, Iterator
 
 # The kinds of bad line `on_bad` may receive (`BadInputError.kind`); fixed, so counts can be keyed by them.
@@ -46,9 +47,29 @@ def _open_binary(path: str):
     return open(path, "rb")
 
 
+def _decompression_errors() -> tuple[type[BaseException], ...]:
+    errors: tuple[type[BaseException], ...] = (EOFError, gzip.BadGzipFile, zlib.error)
+    try:
+        import zstandard
+        errors += (zstandard.ZstdError,)
+    except ImportError:
+        pass
+    return errors
+
+
 def _raw_lines(path: str) -> Iterator[tuple[int, bytes]]:
-    with _open_binary(path) as f:
-        yield from enumerate(io.BufferedReader(f) if path.endswith(".zst") else f, 1)
+    """(line number, bytes) of every line; a truncated or damaged compressed file raises
+    BadInputError naming it and the last good line (its lines after that are unreadable)."""
+    number = 0
+    try:
+        with _open_binary(path) as f:
+            for number, raw in enumerate(io.BufferedReader(f) if path.endswith(".zst") else f, 1):
+                yield number, raw
+    except _decompression_errors() as e:
+        raise BadInputError(
+            f"{path}: the compressed data is truncated or damaged after line {number} "
+            f"({type(e).__name__}: {e}); re-create the file (its later lines cannot be read).",
+            path=path, line=number) from e
 
 
 def _decode(path: str, number: int, raw: bytes) -> str:

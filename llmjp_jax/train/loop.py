@@ -24,6 +24,7 @@ from jax.experimental import multihost_utils
 from llmjp_jax.config import validate
 from llmjp_jax.data.mixture import load_mixture, mixture_table
 from llmjp_jax.data.pipeline import eval_batches, train_dataset
+from llmjp_jax.data.shards import ShardError
 from llmjp_jax.log import get_logger
 from llmjp_jax.model import LlamaConfig
 from llmjp_jax.optim import make_optimizer, make_schedule
@@ -52,7 +53,8 @@ class NoUsableCheckpointError(RuntimeError):
 
 # Errors whose message names the file or setting to change (llmjp-train prints only the message).
 RUN_ERRORS = (rundir.WorkdirBusyError, NoUsableCheckpointError, LossSpikeError,
-              checkpoint.CorruptCheckpointError, DiskFullError, FloatingPointError, MemoryError)
+              checkpoint.CorruptCheckpointError, DiskFullError, FloatingPointError, MemoryError,
+              ShardError)
 
 
 class Run:
@@ -217,7 +219,7 @@ class Run:
             return None
         local = eval_batches(eval_dir, t.seq_len, t.global_batch, t.eval_batches, jax.process_index(),
                              jax.process_count(), self.model_cfg.padded_vocab, self.cfg.data.packing,
-                             self.cfg.data.loader_shards)
+                             self.cfg.data.loader_shards, self.cfg.data.get("verify_shards", "size"))
         # Each process's loader shards may run out after a different number of batches; every
         # process must run the same number of (collective) eval steps: the fewest, which is
         # what a single process reading all shards would get.
