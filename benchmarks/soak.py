@@ -1,7 +1,7 @@
 """Soak test: a run killed again and again (SIGKILL or SIGTERM at random moments) and restarted
 until it finishes must end with metrics bitwise equal to an uninterrupted run.
 
-  python benchmarks/soak.py --kills=20 --steps=120 --workdir=/tmp/soak
+  python benchmarks/soak.py --kills=20 --steps=3000 --workdir=/tmp/soak
 
 Each life of the run is `llmjp-train` in its own process, killed after a random delay (from
 just after start, through compilation, steps and checkpoint saves). A SIGTERM'd life must
@@ -82,7 +82,7 @@ def _fields(rows: list[dict]) -> list[tuple]:
     return [(r["step"], r.get("loss"), r.get("grad_norm"), r.get("lr"), r.get("eval_loss")) for r in rows]
 
 
-def soak(corpus: dict, root: str, kills: int, steps: int, seed: int = 0, max_delay: float = 12.0,
+def soak(corpus: dict, root: str, kills: int, steps: int, seed: int = 0, max_delay: float = 25.0,
          timeout: float = 600) -> dict:
     """Runs the uninterrupted reference, then the killed run; returns what happened."""
     rng = random.Random(seed)
@@ -143,13 +143,15 @@ def _resume_step(workdir: str) -> int:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=20)
-    parser.add_argument("--steps", type=int, default=120)
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--max_delay", type=float, default=25.0,
+                        help="Each life is killed after a delay drawn from [0.5, this] seconds.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", default="/tmp/llmjp-soak")
     args = parser.parse_args()
     corpus = make_corpus(os.path.join(args.workdir, "data"))
     print(json.dumps({"kills_asked": args.kills, "steps": args.steps, "seed": args.seed,
-                      **soak(corpus, args.workdir, args.kills, args.steps, args.seed)}))
+                      **soak(corpus, args.workdir, args.kills, args.steps, args.seed, args.max_delay)}))
 
 
 if __name__ == "__main__":

@@ -127,6 +127,27 @@ def test_single_process_resumes_a_two_process_checkpoint(corpus, runs):
     _assert_same(_losses(resumed), _losses(runs["single"]))
 
 
+def test_two_processes_agree_to_skip_a_checkpoint_damaged_in_one_process_files(corpus, runs):
+    """Only process 1's files of step 6 are damaged: both skip it and resume from step 3."""
+    damaged = runs["root"] / "damaged"
+    shutil.copytree(runs["multi"], damaged)
+    files = list((damaged / "checkpoints" / str(STEPS) / "state" / "ocdbt.process_1" / "d").iterdir())
+    big = max(files, key=lambda p: p.stat().st_size)
+    data = bytearray(big.read_bytes())
+    for i in range(len(data) // 2, min(len(data), len(data) // 2 + 4096)):
+        data[i] ^= 0xFF
+    big.write_bytes(bytes(data))
+    join = [f"--coordinator_address=127.0.0.1:{_free_port()}", "--num_processes=2", "--cpu_devices=4"]
+    logs = [runs["root"] / "damaged0.log", runs["root"] / "damaged1.log"]
+    codes = _run([_command(corpus, damaged, *join, f"--process_id={i}", **DCN) for i in (0, 1)], logs)
+    _check(codes, logs)
+    for log in logs:
+        text = open(log).read()
+        assert f"Skipping the checkpoint of step {STEPS}" in text and "Resuming from" in text
+        assert f"step 3 (skipped the damaged checkpoints of steps [{STEPS}])" in text
+    _assert_same(_losses(damaged), _losses(runs["single"]))
+
+
 @pytest.mark.parametrize("process_id", [0, 1])
 def test_a_process_whose_peer_never_starts_fails_clearly(corpus, tmp_path, process_id):
     address = f"127.0.0.1:{_free_port()}"

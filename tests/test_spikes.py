@@ -110,7 +110,7 @@ def test_learning_rate_blow_up_stops_with_advice(corpus, tmp_path):
     data, which does not help, so the run stops naming optim.peak_lr."""
     cfg = _config(corpus, steps=60)
     cfg.optim.update(peak_lr=1.0, warmup_steps=40)
-    with pytest.raises(LossSpikeError, match=r"after 3 rollbacks.*lower optim\.peak_lr"):
+    with pytest.raises(LossSpikeError, match=r"again after 3 rollbacks.*lower optim\.peak_lr"):
         train(cfg, str(tmp_path), devices=jax.devices()[:1])
     events = rundir.read_rows(str(tmp_path / "events.jsonl"))
     assert len([e for e in events if e["event"] == "rollback"]) == 3

@@ -14,13 +14,17 @@ process died or no step finished for train.hang_timeout_s (a hung peer); 1 any o
 (the message says which).
 """
 
-import json
+from llmjp_jax.train import signals as stop_signals
 
-from absl import app, flags
-from ml_collections import config_flags
+stop_signals.catch_early()  # before the slow imports: a SIGTERM now still ends in a saved stop
 
-from llmjp_jax.config import ConfigError
-from llmjp_jax.log import get_logger, quiet_libraries
+import json  # noqa: E402
+
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from llmjp_jax.config import ConfigError  # noqa: E402
+from llmjp_jax.log import get_logger, quiet_libraries  # noqa: E402
 
 log = get_logger()
 
@@ -49,34 +53,38 @@ def _main(argv):
         raise app.UsageError("--config is required, e.g. --config=configs/tiny.py")
     try:
         if _DRY_RUN.value:
+            stop_signals.release_early()
             from llmjp_jax.train.report import describe
             print(json.dumps(describe(cfg, _DEVICES.value)))
             return
         if not _WORKDIR.value:
             raise app.UsageError("--workdir is required (where checkpoints and metrics go).")
         from llmjp_jax.parallel import distributed
-        try:  # before anything touches JAX devices
-            multi = distributed.initialize(
-                _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
-                timeout_s=_INIT_TIMEOUT.value, local_device_count=_CPU_DEVICES.value,
-                heartbeat_timeout_s=_HEARTBEAT.value)
-        except ValueError as e:
-            raise app.UsageError(str(e)) from e
-        except distributed.JoinError as e:
-            log.error("%s", e)
-            raise SystemExit(distributed.JOIN_EXIT_CODE) from e
         from llmjp_jax.train.loop import RUN_ERRORS, train
-        from llmjp_jax.train.signals import PREEMPTED_EXIT_CODE, Preempted
-        try:
-            train(cfg, _WORKDIR.value)
-        except RUN_ERRORS as e:  # the message says what to do; a traceback would bury it
-            log.error("%s: %s", type(e).__name__, e)
-            raise SystemExit(1) from e
-        except Preempted as e:
-            log.warning("%s Exiting with code %d; run the same command to resume.", e, PREEMPTED_EXIT_CODE)
-            if multi:
-                distributed.shutdown()
-            raise SystemExit(PREEMPTED_EXIT_CODE) from e
+        from llmjp_jax.train.signals import PREEMPTED_EXIT_CODE, Preempted, StopSignals
+        with StopSignals() as signals:
+            try:  # before anything touches JAX devices
+                multi = distributed.initialize(
+                    _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                    timeout_s=_INIT_TIMEOUT.value, local_device_count=_CPU_DEVICES.value,
+                    heartbeat_timeout_s=_HEARTBEAT.value)
+            except ValueError as e:
+                raise app.UsageError(str(e)) from e
+            except distributed.JoinError as e:
+                log.error("%s", e)
+                raise SystemExit(distributed.JOIN_EXIT_CODE) from e
+            signals.reclaim()  # a multi-process start installs JAX's own SIGTERM handler
+            try:
+                train(cfg, _WORKDIR.value, signals=signals)
+            except RUN_ERRORS as e:  # the message says what to do; a traceback would bury it
+                log.error("%s: %s", type(e).__name__, e)
+                raise SystemExit(1) from e
+            except Preempted as e:
+                log.warning("%s Exiting with code %d; run the same command to resume.", e,
+                            PREEMPTED_EXIT_CODE)
+                if multi:
+                    distributed.shutdown()
+                raise SystemExit(PREEMPTED_EXIT_CODE) from e
         if multi:  # leave together: a process exiting early can fail its peers' last steps
             distributed.shutdown()
     except ConfigError as e:

@@ -37,7 +37,7 @@ class _Counts:
 
 
 class Driver:
-    """Runs steps start+1..train.steps; `parts` is the Run with its compiled pieces."""
+    """Runs steps start+1..train.steps of `run` (llmjp_jax.train.loop.Run) with its compiled step."""
 
     def __init__(self, run, step_fn, skip_fn, evaluate, data_iter, manager, keep, writer, events,
                  signals, monitor, config_json, tracker: SpikeTracker, plan: SkipPlan):
@@ -186,14 +186,15 @@ class Driver:
         before = [s for s in self.manager.all_steps() if s < skip[0]]
         spikes = list(self.tracker.recent)
         if self.tracker.rollbacks >= sp.max_rollbacks or not before:
-            why = (f"after {self.tracker.rollbacks} rollbacks (train.spike.max_rollbacks="
-                   f"{sp.max_rollbacks})" if before else "and no checkpoint from before them is left")
+            why = (f"again after {self.tracker.rollbacks} rollbacks (train.spike.max_rollbacks="
+                   f"{sp.max_rollbacks}), so skipping their data did not cure it" if before else
+                   "and no checkpoint from before them is left to roll back to")
             raise LossSpikeError(
                 f"The loss spiked at steps {spikes} ({len(spikes)} within train.spike.window="
-                f"{sp.window} steps) {why}. Skipping their data did not cure it, so the cause is "
-                f"likely the optimisation: lower optim.peak_lr, lengthen optim.warmup_steps, or set "
-                f"train.z_loss; or skip a data range by hand with train.skip_steps. The checkpoints in "
-                f"{self.manager.directory} hold no update of a spiking step.")
+                f"{sp.window} steps) {why}. The cause is likely the optimisation: lower "
+                f"optim.peak_lr, lengthen optim.warmup_steps, or set train.z_loss; or skip a data "
+                f"range by hand with train.skip_steps. The checkpoints in {self.manager.directory} "
+                f"hold no update of a spiking step.")
         target = max(before)
         for s in self.manager.all_steps():
             if s > target:  # the abandoned timeline's checkpoints

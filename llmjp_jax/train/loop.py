@@ -60,8 +60,8 @@ RUN_ERRORS = (rundir.WorkdirBusyError, NoUsableCheckpointError, LossSpikeError,
 class Run:
     """Everything one training run needs, built once from the config."""
 
-    def __init__(self, cfg, workdir: str, devices=None):
-        self.cfg, self.workdir = cfg, workdir
+    def __init__(self, cfg, workdir: str, devices=None, signals: StopSignals | None = None):
+        self.cfg, self.workdir, self.signals = cfg, workdir, signals
         self.devices = list(jax.devices() if devices is None else devices)
         degrees = validate(cfg, len(self.devices), jax.process_count())
         self.pipeline = None
@@ -91,6 +91,10 @@ class Run:
             else:
                 log.info("Host memory allocator: %s", self.allocator)
         self.main = jax.process_index() == 0
+        if t.keep_last < 2:
+            log.warning("train.keep_last=%d: if the newest checkpoint is found damaged when the run "
+                        "resumes, there is no older one to fall back to (keep_last=2 leaves one).",
+                        t.keep_last)
 
     @contextlib.contextmanager
     def context(self):
@@ -270,9 +274,9 @@ class Run:
         keep = checkpoint.KeepSteps()
         manager = checkpoint.make_manager(rundir.checkpoints_dir(self.workdir), t, keep)
         step_fn = None
-        # Signals are caught from here on: one that comes during restore or compilation stops
-        # the run after its first step, which is saved, like any other.
-        with StopSignals() as signals:
+        # Signals are caught from here on (or from earlier, by the caller's StopSignals): one that
+        # comes during restore or compilation stops the run after its first step, which is saved.
+        with contextlib.nullcontext(self.signals) if self.signals else StopSignals() as signals:
             try:
                 data_iter = self._data_iter()
                 state, start, meta = self._start(manager, data_iter, events)
@@ -319,6 +323,7 @@ def imported_params(folder: str, model_cfg: LlamaConfig, spec) -> dict:
     return jax.device_put(params, spec.shardings["params"])
 
 
-def train(cfg, workdir: str, devices=None) -> dict:
-    """Trains (or resumes) the run in `workdir`; returns the last logged metrics row."""
-    return Run(cfg, workdir, devices).train()
+def train(cfg, workdir: str, devices=None, signals: StopSignals | None = None) -> dict:
+    """Trains (or resumes) the run in `workdir`; returns the last logged metrics row. A signal
+    stops it with `Preempted` after saving (`signals`: one already catching them)."""
+    return Run(cfg, workdir, devices, signals).train()

@@ -35,11 +35,30 @@ class Preempted(Exception):
         self.step, self.signum = step, signum
 
 
+_EARLY: list[int] = []  # signals received before StopSignals took over (catch_early)
+
+
+def catch_early():
+    """Records SIGTERM/SIGINT from now until a StopSignals takes over (which then acts on them):
+    for the seconds of imports and start-up before training, in llmjp-train only."""
+    for s in SIGNALS:
+        signal.signal(s, lambda signum, frame: _EARLY.append(signum))
+
+
+def release_early():
+    """Back to Python's default handling (for work that is not training, e.g. --dry_run); a
+    signal recorded meanwhile is delivered again."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if _EARLY:
+        os.kill(os.getpid(), _EARLY[0])
+
+
 class StopSignals:
     """While active: the first SIGTERM/SIGINT sets `signum`, a second exits the process at once."""
 
     def __init__(self):
-        self.signum: int | None = None
+        self.signum: int | None = _EARLY[0] if _EARLY else None
         self._previous, self._wakeup, self._pipe, self._thread = {}, None, None, None
 
     @property
@@ -55,10 +74,21 @@ class StopSignals:
         for s in SIGNALS:
             self._previous[s] = signal.signal(s, self._handle)
         self._wakeup = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        if len(_EARLY) > 1:  # two signals during start-up: the second means now
+            os._exit(128 + _EARLY[1])
+        if self.signum is not None:
+            log.warning("%s received during start-up: saving after the first step, then exiting with "
+                        "code %d.", signal.Signals(self.signum).name, PREEMPTED_EXIT_CODE)
         self._thread = threading.Thread(target=self._watch, args=(read_fd,), name="stop-signals",
                                         daemon=True)
         self._thread.start()
         return self
+
+    def reclaim(self):
+        """Installs the handlers again, e.g. after jax.distributed.initialize installed JAX's."""
+        if self._pipe is not None:
+            for s in SIGNALS:
+                signal.signal(s, self._handle)
 
     def _handle(self, signum, frame):
         del signum, frame  # counted by the watcher thread, which sees every signal at once
