@@ -1,67 +1,47 @@
-"""Per-device memory and FLOPs of a config's train step, from an ahead-of-time compile on
-simulated CPU devices: nothing is allocated and no step runs.
+"""Per-device memory, FLOPs and collectives of a config's train step, from an ahead-of-time compile:
+nothing is allocated and no step runs (llmjp_jax/train/aot.py, as `llmjp-train --dry_run --target`).
 
-  python benchmarks/aot.py --config=configs/llmjp3/7.2b.py --devices=64
-  python benchmarks/aot.py --config=configs/llmjp3/172b.py --devices=256
+  python benchmarks/aot.py --config=configs/llmjp3/7.2b.py --devices=64      # simulated CPU devices
+  python benchmarks/aot.py --config=configs/llmjp3/172b.py --target=v5p-512  # the TPU compiler
 
-Prints one JSON line. The sizes are what XLA's CPU backend plans for one device's share of the
-sharded step (arguments = params + optimizer state + batch, temporaries = activations and
-gradients); an accelerator backend fuses differently, so treat them as estimates.
+Prints one JSON line (the readable table on stderr). On simulated CPU devices the sizes are what
+XLA's CPU backend plans for one device's share of the sharded step; an accelerator backend fuses
+differently, so treat those as estimates and use --target for a real chip's plan.
 """
 
 import json
-import time
+import os
+import sys
 
 import jax
 from absl import app, flags
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
-_DEVICES = flags.DEFINE_integer("devices", 8, "Simulated CPU devices to compile for.")
-
-
-def aot_report(cfg) -> dict:
-    from llmjp_jax.parallel.pipeline import schedule_from_config
-    from llmjp_jax.train.loop import Run
-
-    run = Run(cfg, workdir="")
-    start = time.perf_counter()
-    with run.context():
-        compiled = run.compile_step()
-    compile_s = time.perf_counter() - start
-    memory = compiled.memory_analysis()
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    t, n = cfg.train, len(run.devices)
-    model_flops = run.model_cfg.flops_per_token(t.seq_len) * t.global_batch * t.seq_len
-    degrees = {a: run.mesh.shape[a] for a in run.mesh.axis_names}
-    schedule = schedule_from_config(cfg.mesh, degrees["pipeline"])
-    gib = 2**30
-    return {
-        "config_params": run.model_cfg.num_params(), "devices": n, "mesh": degrees,
-        "pipeline": {"repeats": schedule.repeats, "microbatches": schedule.microbatches,
-                     "bubble_fraction": round(schedule.bubble_fraction, 4)} if degrees["pipeline"] > 1
-        else None,
-        "global_batch": t.global_batch, "microbatches": t.microbatches, "seq_len": t.seq_len,
-        "dtype": run.model_cfg.dtype, "remat": run.model_cfg.remat, "compile_s": round(compile_s, 1),
-        "argument_gib_per_device": round(memory.argument_size_in_bytes / gib, 2),
-        "output_gib_per_device": round(memory.output_size_in_bytes / gib, 2),
-        "alias_gib_per_device": round(memory.alias_size_in_bytes / gib, 2),
-        "temp_gib_per_device": round(memory.temp_size_in_bytes / gib, 2),
-        "peak_gib_per_device": round((memory.argument_size_in_bytes + memory.output_size_in_bytes
-                                      - memory.alias_size_in_bytes + memory.temp_size_in_bytes) / gib, 2),
-        "xla_flops_per_device": float(cost.get("flops", 0.0)) if cost else None,
-        "model_flops_per_device": model_flops / n,
-    }
+_DEVICES = flags.DEFINE_integer("devices", 8, "Simulated CPU devices to compile for (without --target).")
+_TARGET = flags.DEFINE_string("target", None, "Hardware to compile for: v5p-8, v6e-256, h100-80gb:32 ...")
 
 
 def _main(argv):
     del argv
-    print(json.dumps(aot_report(_CONFIG.value)))
+    from llmjp_jax.parallel.targets import parse_target
+    from llmjp_jax.train.aot import plan, table
+
+    if _TARGET.value:
+        target = parse_target(_TARGET.value)
+        report = plan(_CONFIG.value, target.devices(), target.hbm_bytes, target=_TARGET.value)
+    else:
+        report = plan(_CONFIG.value, jax.devices())
+    print(json.dumps(report))
+    print(table(report), file=sys.stderr)
 
 
 if __name__ == "__main__":
     flags.register_validator("devices", lambda n: n > 0)
-    # The device count must be fixed before JAX starts its CPU backend.
-    app.call_after_init(lambda: jax.config.update("jax_num_cpu_devices", _DEVICES.value))
+    if any(a.startswith("--target") for a in sys.argv):  # this host's backend only traces
+        if not os.environ.get("JAX_PLATFORMS"):
+            jax.config.update("jax_platforms", "cpu")
+        os.environ.setdefault("JAX_SKIP_CUDA_CONSTRAINTS_CHECK", "1")
+    else:  # the device count must be fixed before JAX starts its CPU backend
+        app.call_after_init(lambda: jax.config.update("jax_num_cpu_devices", _DEVICES.value))
     app.run(_main)

@@ -7,14 +7,19 @@ SEQ_LEN = 4096
 
 
 def llmjp3(*, num_layers, hidden, ffn, num_heads, num_kv_heads, peak_lr, global_batch,
-           head_dim=0, tensor=1, pipeline=1):
-    """LLM-jp-3: Llama-2, vocab 99,487 (padded to 99,584), warmup 2,000 + cosine to peak/10, 2.1T tokens."""
+           head_dim=0, tensor=1, pipeline=1, microbatches=1):
+    """LLM-jp-3: Llama-2, vocab 99,487 (padded to 99,584), warmup 2,000 + cosine to peak/10, 2.1T tokens.
+
+    `microbatches` (gradient accumulation) is sized for the slice each preset's docstring names;
+    the logits are computed 1024 positions at a time (train.loss_chunk), a quarter of the memory.
+    """
     c = default_config()
     c.model.update(vocab_size=99_487, num_layers=num_layers, hidden=hidden, ffn=ffn,
                    num_heads=num_heads, num_kv_heads=num_kv_heads, head_dim=head_dim,
-                   rope_theta=10_000.0, norm_eps=1e-5, dtype="bfloat16", remat="full")
+                   rope_theta=10_000.0, norm_eps=1e-5, dtype="bfloat16", remat="full",
+                   attention="auto")
     c.optim.update(peak_lr=peak_lr, min_lr_ratio=0.1, warmup_steps=2000, schedule="cosine")
-    c.train.update(global_batch=global_batch, seq_len=SEQ_LEN,
+    c.train.update(global_batch=global_batch, seq_len=SEQ_LEN, microbatches=microbatches, loss_chunk=1024,
                    steps=int(LLMJP3_TOKENS // (global_batch * SEQ_LEN)),
                    log_every=10, eval_every=1000, checkpoint_every=1000, keep_every=50_000)
     c.data.train_dir = "data/llmjp3/train"
@@ -22,10 +27,10 @@ def llmjp3(*, num_layers, hidden, ffn, num_heads, num_kv_heads, peak_lr, global_
     return c
 
 
-def llmjp4(*, num_layers, hidden, ffn, num_heads, num_kv_heads):
+def llmjp4(*, num_layers, hidden, ffn, num_heads, num_kv_heads, microbatches):
     """LLM-jp-4: GQA, RoPE theta 500k, RMSNorm eps 1e-6, WSD with 1-sqrt decay over 100k steps to 0."""
     c = llmjp3(num_layers=num_layers, hidden=hidden, ffn=ffn, num_heads=num_heads,
-               num_kv_heads=num_kv_heads, peak_lr=3e-4, global_batch=1024)
+               num_kv_heads=num_kv_heads, peak_lr=3e-4, global_batch=1024, microbatches=microbatches)
     c.model.update(rope_theta=500_000.0, norm_eps=1e-6)
     # The base run keeps LR 3e-4 after warmup; decay runs branch from a
     # stable-phase checkpoint (900k / 1.9M / 2.9M) and decay over 100k steps:

@@ -1,8 +1,27 @@
 #!/usr/bin/env bash
 # Creates .venv (if missing) and installs llmjp-jax into it, with the extras given as $1 (e.g. "test").
+# Python 3.12 is the tested platform (JAX 0.12); it is used where `python3.12` runs (on PATH or as
+# a pyenv version), else python3.
+# Set PYTHON to choose another interpreter; a .venv made by a different Python is rebuilt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
+if [ -z "${PYTHON:-}" ]; then
+  if command -v python3.12 >/dev/null 2>&1 && python3.12 -c "" >/dev/null 2>&1; then
+    PYTHON=python3.12
+  elif command -v pyenv >/dev/null 2>&1 && ls -d "$(pyenv root)"/versions/3.12*/bin/python3.12 >/dev/null 2>&1; then
+    PYTHON=$(ls -d "$(pyenv root)"/versions/3.12*/bin/python3.12 | sort -V | tail -1)
+  else
+    PYTHON=python3
+  fi
+fi
+want=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+if [ -x .venv/bin/python ]; then
+  have=$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  if [ "$have" != "$want" ]; then
+    echo "setup: .venv runs Python $have; rebuilding it with $PYTHON (Python $want)." >&2
+    rm -rf .venv
+  fi
+fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
   .venv/bin/pip install --quiet --upgrade pip

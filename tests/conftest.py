@@ -3,6 +3,9 @@
 import os
 
 os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+# With libtpu installed (the test extra), JAX would also try to start a TPU backend in every process,
+# which only one process on a host may hold; TPU targets are compiled for without it.
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import glob  # noqa: E402
 import json  # noqa: E402

@@ -125,7 +125,8 @@ def test_document_masks_make_a_packed_row_equal_separate_documents():
 @pytest.mark.parametrize("packed", [False, True])
 def test_block_causal_attention_equals_full_masked_attention(length, packed):
     """The query blocks that skip all-masked key blocks give the full masked softmax's result."""
-    from llmjp_jax.model.layers import _causal_block, _same_document, attend, causal_attention
+    from llmjp_jax.model.attention import attend, causal_attention, same_document
+    from llmjp_jax.model.attention import causal_block as _causal_block
 
     assert length // _causal_block(length) > 1  # more than one block, or nothing is tested
     keys = jax.random.split(jax.random.key(0), 4)
@@ -134,7 +135,7 @@ def test_block_causal_attention_equals_full_masked_attention(length, packed):
     segments = jnp.sort(jax.random.randint(keys[3], (2, length), 1, 5), axis=1) if packed else None
     visible = jnp.tril(jnp.ones((length, length), bool))[None]
     if packed:
-        visible = visible & _same_document(segments)
+        visible = visible & same_document(segments)
     np.testing.assert_allclose(causal_attention(q, k, v, segments), attend(q, k, v, visible),
                                rtol=1e-5, atol=1e-6)
 

@@ -1,7 +1,10 @@
 """LLM-jp-3 13B (Llama-2 architecture, LLM-jp-3 hyperparameters).
 
   llmjp-train --config=configs/llmjp3/13b.py --workdir=runs/llmjp3-13b
-  llmjp-train --config=configs/llmjp3/13b.py --dry_run --devices=64
+
+Sized for v5p-64 (the TPU compiler's per-chip plan; benchmarks/RESULTS.md):
+
+  llmjp-train --config=configs/llmjp3/13b.py --dry_run --target=v5p-64
 """
 
 from llmjp_jax.presets import llmjp3

@@ -6,7 +6,10 @@ accumulation steps: the bubble is 15/111 = 13.5% of stage time; on 256 devices e
 microbatch puts one sequence on each of the 4 data x fsdp shards.
 
   llmjp-train --config=configs/llmjp3/172b.py --workdir=runs/llmjp3-172b
-  llmjp-train --config=configs/llmjp3/172b.py --dry_run --devices=256
+
+Sized for v5p-512 (the TPU compiler's per-chip plan; benchmarks/RESULTS.md):
+
+  llmjp-train --config=configs/llmjp3/172b.py --dry_run --target=v5p-512
 """
 
 from llmjp_jax.presets import llmjp3

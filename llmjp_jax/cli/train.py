@@ -3,6 +3,7 @@
   llmjp-train --config=configs/tiny.py --workdir=runs/tiny
   llmjp-train --config=configs/llmjp3/1.8b.py --workdir=runs/1.8b --config.optim.peak_lr=1e-4
   llmjp-train --config=configs/llmjp3/172b.py --dry_run --devices=1024
+  llmjp-train --config=configs/llmjp3/1.8b.py --dry_run --target=v5p-8
 
 Several hosts: start the same command on each, adding
   --coordinator_address=HOST0:PORT --num_processes=N --process_id=I
@@ -32,6 +33,10 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Preset file (configs/
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory: checkpoints, metrics, logs.")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Print parameter counts and memory, then exit.")
 _DEVICES = flags.DEFINE_integer("devices", None, "With --dry_run: the device count to plan for.")
+_TARGET = flags.DEFINE_string(
+    "target", None, "With --dry_run: compile the train step for this hardware and print its per-chip "
+    "plan: a TPU slice (v4-8, v5p-256, v5e-16, v6e-64, 2xv5p-128 for two slices) or NVIDIA GPUs "
+    "(h100-80gb:32, h200:8); no accelerator is needed.")
 _COORDINATOR = flags.DEFINE_string(
     "coordinator_address", None, "Multi-process: HOST:PORT of process 0, the same on every process.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-process: how many processes in all.")
@@ -52,8 +57,13 @@ def _main(argv):
     if cfg is None:
         raise app.UsageError("--config is required, e.g. --config=configs/tiny.py")
     try:
+        if _TARGET.value and not _DRY_RUN.value:
+            raise app.UsageError("--target compiles for other hardware: it needs --dry_run.")
         if _DRY_RUN.value:
             stop_signals.release_early()
+            if _TARGET.value:
+                _compile_for_target(cfg, _TARGET.value)
+                return
             from llmjp_jax.train.report import describe
             print(json.dumps(describe(cfg, _DEVICES.value)))
             return
@@ -90,6 +100,34 @@ def _main(argv):
     except ConfigError as e:
         log.error("Invalid config: %s", e)
         raise SystemExit(2) from e
+
+
+def _compile_for_target(cfg, name: str):
+    """--dry_run --target: the JSON plan on stdout, the readable table on stderr."""
+    import os
+    import sys
+
+    from llmjp_jax.parallel.targets import TargetError, parse_target
+    from llmjp_jax.train.aot import plan, table
+
+    try:
+        target = parse_target(name)
+    except TargetError as e:
+        raise app.UsageError(str(e)) from e
+    import jax
+
+    from llmjp_jax.parallel.gpu_targets import SKIP_CHECK
+
+    if not os.environ.get("JAX_PLATFORMS"):  # this host's own backend only traces
+        jax.config.update("jax_platforms", "cpu")
+    os.environ.setdefault(SKIP_CHECK, "1")  # the GPU compiler loads without a GPU driver
+    try:
+        report = plan(cfg, target.devices(), target.hbm_bytes, target=name)
+    except TargetError as e:
+        log.error("%s", e)
+        raise SystemExit(1) from e
+    print(json.dumps(report))
+    print(table(report), file=sys.stderr)
 
 
 def main():

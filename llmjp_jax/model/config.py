@@ -4,8 +4,11 @@ import dataclasses
 
 import jax.numpy as jnp
 
+from llmjp_jax.model.attention import IMPLEMENTATIONS, resolve
+
+ATTENTION = IMPLEMENTATIONS
+
 REMAT_POLICIES = ("none", "full", "save_dots")
-ATTENTION = ("xla", "cudnn")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
@@ -27,11 +30,19 @@ class LlamaConfig:
     dtype: str = "float32"  # Compute dtype; parameters are always float32.
     remat: str = "full"
     scan: bool = True
-    attention: str = "xla"  # "cudnn": fused flash attention on NVIDIA GPUs.
+    attention: str = "xla"  # One of model/attention.py's IMPLEMENTATIONS.
+    interpret_kernels: bool = False  # Run Pallas kernels interpreted (set by for_platform on CPUs).
 
     @classmethod
     def from_dict(cls, d) -> "LlamaConfig":
         return cls(**dict(d))
+
+    def for_platform(self, platform: str) -> "LlamaConfig":
+        """This config with `attention` resolved for the devices it will run on ("auto" becomes
+        that platform's fast kernel); ValueError naming model.attention if it cannot run there."""
+        impl = resolve(self.attention, platform)
+        interpret = impl == "splash" and platform != "tpu"
+        return dataclasses.replace(self, attention=impl, interpret_kernels=interpret)
 
     @property
     def dh(self) -> int:

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from flax import nnx
 from flax.linen import with_logical_constraint
 
+from llmjp_jax.model.attention import attend, self_attention
 from llmjp_jax.model.config import LlamaConfig
 
 
@@ -87,17 +88,9 @@ class Attention(nnx.Module):
             v_cache = jax.lax.dynamic_update_slice_in_dim(v_cache, v.astype(v_cache.dtype), end, axis=1)
             out = attend(q, k_cache, v_cache, _cached_visibility(q.shape[1], k_cache.shape[1], end, start_B))
             return dense(out, self.wo[...], in_dims=2), (k_cache, v_cache)
-        if cfg.attention == "cudnn":
-            mask = None if segment_ids_BxT is None else _same_document(segment_ids_BxT)[:, None]
-            out = jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=True, implementation="cudnn")
-        else:
-            out = causal_attention(q, k, v, segment_ids_BxT)
+        out = self_attention(q, k, v, segment_ids_BxT, cfg.attention, cfg.interpret_kernels)
         out_BxTxD = dense(out, self.wo[...], in_dims=2)
         return constrain(out_BxTxD, "act_batch", "act_len", "act_embed")
-
-
-def _same_document(segment_ids_BxT):
-    return segment_ids_BxT[:, :, None] == segment_ids_BxT[:, None, :]
 
 
 def _cached_visibility(t: int, s: int, end, start_B):
@@ -106,52 +99,6 @@ def _cached_visibility(t: int, s: int, end, start_B):
     key_slot_S = jnp.arange(s)
     causal_TxS = key_slot_S[None, :] <= query_slot_T[:, None]
     return causal_TxS[None] & (key_slot_S[None, None, :] >= start_B[:, None, None])
-
-
-def causal_attention(q_BxTxNxH, k_BxSxKxH, v_BxSxKxH, segment_ids_BxT=None):
-    """Causal attention over one sequence, optionally restricted to each document.
-
-    The queries are cut into blocks and block i only meets keys 0 .. end of block i:
-    the all-masked upper blocks are never computed (10/16 of the work with 4 blocks; the
-    attention's forward and backward about 1.4x faster on CPU at length 512).
-    """
-    t = q_BxTxNxH.shape[1]
-    visible_BxTxS = jnp.tril(jnp.ones((t, t), bool))[None]
-    if segment_ids_BxT is not None:
-        visible_BxTxS = visible_BxTxS & _same_document(segment_ids_BxT)
-    size = _causal_block(t)
-    outs = [attend(q_BxTxNxH[:, i:i + size], k_BxSxKxH[:, :i + size], v_BxSxKxH[:, :i + size],
-                   visible_BxTxS[:, i:i + size, :i + size]) for i in range(0, t, size)]
-    return outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=1)
-
-
-def _causal_block(t: int) -> int:
-    """Query block length: at least 128 (smaller matmuls lose more than the skipped work
-    gains), at most 8 blocks."""
-    size = max(128, t // 8)
-    return size if t % size == 0 else t
-
-
-def attend(q_BxTxNxH, k_BxSxKxH, v_BxSxKxH, visible_BxTxS):
-    """Softmax attention written with einsums; query head n uses KV head n // (N / K).
-
-    XLA compiles this well on every platform (on CPU about 1.5x faster than
-    jax.nn.dot_product_attention's reference path); `attention="cudnn"` selects
-    the fused flash kernel on NVIDIA GPUs instead.
-    """
-    b, t, n, h = q_BxTxNxH.shape
-    kv = k_BxSxKxH.shape[2]
-    g = n // kv
-    # The g query heads sharing a KV head are folded into the query axis, so both
-    # products are plain batched matmuls over (batch, kv head).
-    q_BxKxGxTxH = q_BxTxNxH.reshape(b, t, kv, g, h).transpose(0, 2, 3, 1, 4) * (h**-0.5)
-    q_BxKxQxH = q_BxKxGxTxH.reshape(b, kv, g * t, h)
-    scores_BxKxQxS = jnp.einsum("bkqh,bskh->bkqs", q_BxKxQxH, k_BxSxKxH).astype(jnp.float32)
-    visible_BxQxS = jnp.tile(visible_BxTxS, (1, g, 1))
-    scores_BxKxQxS = jnp.where(visible_BxQxS[:, None], scores_BxKxQxS, jnp.finfo(jnp.float32).min)
-    probs_BxKxQxS = jax.nn.softmax(scores_BxKxQxS, axis=-1).astype(v_BxSxKxH.dtype)
-    out_BxKxQxH = jnp.einsum("bkqs,bskh->bkqh", probs_BxKxQxS, v_BxSxKxH)
-    return out_BxKxQxH.reshape(b, kv, g, t, h).transpose(0, 3, 1, 2, 4).reshape(b, t, n, h)
 
 
 class MLP(nnx.Module):

@@ -48,7 +48,11 @@ class Llama(nnx.Module):
             positions_BxT = cache.end + jnp.arange(tokens_BxT.shape[1])[None] - cache.start_B[:, None]
         elif positions_BxT is None:
             positions_BxT = jnp.broadcast_to(jnp.arange(tokens_BxT.shape[1]), tokens_BxT.shape)
-        x_BxTxD = jnp.take(self.embed[...], tokens_BxT, axis=0).astype(cfg.compute_dtype)
+        # The table is gathered over its embed axis first, as every weight is before use; looked up
+        # in a table split only over vocab, rows land where the batch is (each vocab shard adds
+        # its rows) instead of a [B, T, D] split over embed that would be re-split by batch.
+        embed_VxD = constrain(self.embed[...], "vocab", None)
+        x_BxTxD = jnp.take(embed_VxD, tokens_BxT, axis=0).astype(cfg.compute_dtype)
         if cfg.scaled_embed:
             x_BxTxD = x_BxTxD * jnp.sqrt(float(cfg.hidden)).astype(x_BxTxD.dtype)
         x_BxTxD = constrain(x_BxTxD, "act_batch", "act_len", "act_embed")

@@ -56,7 +56,9 @@ def device_grid(mesh_cfg, devices) -> np.ndarray:
     dcn = dcn_degrees(mesh_cfg, degrees)
     shape = tuple(degrees[a] for a in AXES)
     if math.prod(dcn.values()) == 1:
-        if len(devices) == len(jax.devices()):
+        # All local devices, or a TPU slice compiled for (parallel/targets.py): arranged by the
+        # physical topology, so that neighbouring mesh positions are linked chips.
+        if len(devices) == len(jax.devices()) or devices[0].platform == "tpu":
             return mesh_utils.create_device_mesh(shape, devices, allow_split_physical_axes=True)
         return np.asarray(devices).reshape(shape)
     by_slice = devices[0].platform == "tpu" and getattr(devices[0], "slice_index", None) is not None

@@ -21,12 +21,13 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from llmjp_jax.config import validate
+from llmjp_jax.config import ConfigError, validate
 from llmjp_jax.data.mixture import load_mixture, mixture_table
 from llmjp_jax.data.pipeline import eval_batches, train_dataset
 from llmjp_jax.data.shards import ShardError
 from llmjp_jax.log import get_logger
 from llmjp_jax.model import LlamaConfig
+from llmjp_jax.model.attention import splash_block
 from llmjp_jax.optim import make_optimizer, make_schedule
 from llmjp_jax.parallel import LOGICAL_RULES, batch_sharding, make_mesh
 from llmjp_jax.parallel.distributed import broadcast_json, global_min
@@ -63,6 +64,7 @@ class Run:
     def __init__(self, cfg, workdir: str, devices=None, signals: StopSignals | None = None):
         self.cfg, self.workdir, self.signals = cfg, workdir, signals
         self.devices = list(jax.devices() if devices is None else devices)
+        t = cfg.train
         degrees = validate(cfg, len(self.devices), jax.process_count())
         self.pipeline = None
         if degrees["pipeline"] > 1:
@@ -71,12 +73,16 @@ class Run:
                      schedule.stages, schedule.repeats, schedule.microbatches,
                      100 * schedule.bubble_fraction)
             self.pipeline = Pipeline(schedule)
-        self.model_cfg = LlamaConfig.from_dict(cfg.model)
+        try:  # "auto" attention becomes the devices' fast kernel
+            self.model_cfg = LlamaConfig.from_dict(cfg.model).for_platform(self.devices[0].platform)
+            if self.model_cfg.attention == "splash":
+                splash_block(t.seq_len)
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
         self.mesh = make_mesh(cfg.mesh, self.devices)
         dcn = dcn_degrees(cfg.mesh, degrees)
         log.info("Mesh: %s", ", ".join(f"{a}={n}" + (f" ({dcn[a]} across hosts)" if dcn[a] > 1 else "")
                                         for a, n in degrees.items()))
-        t = cfg.train
         self.schedule = make_schedule(cfg.optim, t.steps)
         self.tx = make_optimizer(cfg.optim, t.steps)
         self.batch_sharding = batch_sharding(self.mesh)
