@@ -5,11 +5,14 @@
 # Set PYTHON to choose another interpreter; a .venv made by a different Python is rebuilt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+pyenv_312() {  # the newest pyenv-installed 3.12, if any
+  find "$(pyenv root)/versions" -maxdepth 3 -path '*/3.12*/bin/python3.12' 2>/dev/null | sort -V | tail -1
+}
 if [ -z "${PYTHON:-}" ]; then
   if command -v python3.12 >/dev/null 2>&1 && python3.12 -c "" >/dev/null 2>&1; then
     PYTHON=python3.12
-  elif command -v pyenv >/dev/null 2>&1 && ls -d "$(pyenv root)"/versions/3.12*/bin/python3.12 >/dev/null 2>&1; then
-    PYTHON=$(ls -d "$(pyenv root)"/versions/3.12*/bin/python3.12 | sort -V | tail -1)
+  elif command -v pyenv >/dev/null 2>&1 && [ -n "$(pyenv_312)" ]; then
+    PYTHON=$(pyenv_312)
   else
     PYTHON=python3
   fi

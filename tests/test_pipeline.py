@@ -54,10 +54,19 @@ def test_schedule_equals_layers_in_order(stages, repeats, micro, with_segments):
 
     with jax.set_mesh(_mesh(stages)):
         got = jax.jit(jax.value_and_grad(pipelined, argnums=(0, 1)))(stacked, x)
-    want = jax.value_and_grad(in_order, argnums=(0, 1))(stacked, x)
-    np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(got[1][0]["w"], want[1][0]["w"], rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(got[1][1], want[1][1], rtol=1e-4, atol=1e-5)
+    # Over 16-48 layers float32 roundoff alone moves the gradients by up to 5e-4 (JAX 0.12's CPU
+    # kernels), so the pipelined result is held to the exact value (layers in order, float64):
+    # it must be as close to it as running the layers in order in float32 is.
+    want32 = jax.value_and_grad(in_order, argnums=(0, 1))(stacked, x)
+    with jax.enable_x64(True):
+        exact = jax.value_and_grad(in_order, argnums=(0, 1))(
+            jax.tree.map(lambda a: a.astype(jnp.float64), stacked), x.astype(jnp.float64))
+    for name, pick in (("loss", lambda r: r[0]), ("dw", lambda r: r[1][0]["w"]), ("dx", lambda r: r[1][1])):
+        err = np.abs(np.asarray(pick(got), np.float64) - np.asarray(pick(exact))).max()
+        err32 = np.abs(np.asarray(pick(want32), np.float64) - np.asarray(pick(exact))).max()
+        scale = max(1.0, float(np.abs(np.asarray(pick(exact))).max()))
+        assert err <= 2 * err32 + 1e-5 * scale, (name, err, err32)
+        np.testing.assert_allclose(pick(got), pick(exact), rtol=1e-3, atol=1e-3)
 
 
 def test_bubble_fraction():

@@ -122,3 +122,20 @@ def test_tiny_with_splash_compiles_for_a_v5p_slice(corpus):
     assert report["collectives"]["all-gather"]["count"] > 0  # fsdp=4 gathers the weights
     # Splash's kernels (forward, dq, dkv) are Mosaic custom calls in the layer loop's body.
     assert compiled.as_text().count('custom_call_target="tpu_custom_call"') >= 3
+
+
+def test_cli_dry_run_for_a_target_prints_the_chip_plan(tmp_path):
+    """The 1.8B preset compiled for v5p-8 by the command the README gives: it fits its named slice."""
+    pytest.importorskip("libtpu", reason="libtpu (the test extra's jax[tpu]) is not installed")
+    proc = subprocess.run(
+        [sys.executable, "-m", "llmjp_jax.cli.train", f"--config={ROOT}/configs/llmjp3/1.8b.py",
+         "--dry_run", "--target=v5p-8"], cwd=tmp_path, capture_output=True, text=True, timeout=1200,
+        env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (report["device_kind"], report["devices"], report["attention"]) == ("TPU v5", 4, "splash")
+    assert report["fits"] is True and 0 < report["peak_bytes"] < report["hbm_bytes"]
+    # 1,867,614,208 float32 parameters over 4 chips (fsdp); the norm scales are replicated
+    norms = (2 * 24 + 1) * 2048
+    assert report["params_bytes"] == (1_867_614_208 - norms) * 4 // 4 + norms * 4
+    assert f"per chip: parameters {report['params_bytes'] / 2**30:.2f} GiB" in proc.stderr  # the table
