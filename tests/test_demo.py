@@ -18,3 +18,12 @@ def test_tiny_preset_loss_falls_well_below_its_start(corpus, tmp_path):
     assert first_loss > 7.5  # about log(4000) = 8.3 at initialisation
     assert last["loss"] < first_loss - 2.0
     assert last["eval_loss"] < first_loss - 2.0
+    # What llmjp-plot draws of this run is its metrics.jsonl (the README's figure comes this way).
+    from llmjp_jax.plot import figure
+
+    drawn = {line.get_gid(): line for ax in figure([str(tmp_path)]).axes for line in ax.get_lines()}
+    name = tmp_path.name
+    assert list(drawn[f"{name}:loss"].get_xdata()) == [r["step"] for r in rows]
+    assert list(drawn[f"{name}:loss"].get_ydata()) == [r["loss"] for r in rows]
+    assert list(drawn[f"{name}:eval_loss"].get_ydata()) == [r["eval_loss"] for r in rows if "eval_loss" in r]
+    assert [r["tokens"] for r in rows] == [r["step"] * 16 * 256 for r in rows]  # batch x sequence

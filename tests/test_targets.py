@@ -3,6 +3,7 @@ of the tiny config with splash attention (libtpu), and sharding hygiene of a sha
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -139,3 +140,20 @@ def test_cli_dry_run_for_a_target_prints_the_chip_plan(tmp_path):
     norms = (2 * 24 + 1) * 2048
     assert report["params_bytes"] == (1_867_614_208 - norms) * 4 // 4 + norms * 4
     assert f"per chip: parameters {report['params_bytes'] / 2**30:.2f} GiB" in proc.stderr  # the table
+
+
+def test_tiny_with_cudnn_compiles_for_an_h100(corpus):
+    """The XLA:GPU compiler plans the tiny step for one H100 with cuDNN flash attention, documents
+    and GQA included (needs the gpu extra's CUDA plugin; no GPU)."""
+    pytest.importorskip("jax_cuda12_plugin", reason="the CUDA plugin (the gpu extra) is not installed")
+    from llmjp_jax.train.aot import compile_plan
+
+    cfg = small_config(corpus, seq_len=256, global_batch=8)
+    cfg.model.update(attention="auto", dtype="bfloat16")
+    cfg.data.packing = "first_fit"  # document masks
+    target = parse_target("h100-80gb:1")
+    report, compiled = compile_plan(cfg, target.devices(), target.hbm_bytes, "h100-80gb:1")
+    assert report["device_kind"] == "NVIDIA H100 80GB HBM3"
+    assert (report["attention"], report["fits"]) == ("cudnn", True)
+    calls = set(re.findall(r'custom_call_target="([^"]+)"', compiled.as_text()))
+    assert {"__cudnn$fmhaScaleBiasSoftmax", "__cudnn$fmhaScaleBiasSoftmaxBackward"} <= calls

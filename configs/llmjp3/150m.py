@@ -2,9 +2,11 @@
 
   llmjp-train --config=configs/llmjp3/150m.py --workdir=runs/llmjp3-150m
 
-Sized for v5p-8 (the TPU compiler's per-chip plan; benchmarks/RESULTS.md):
+Sized for v5p-16 (the TPU compiler's per-chip plan; benchmarks/RESULTS.md). On v5p-8 (fsdp=4) the
+TPU compiler in libtpu 0.0.50.1 stops with "No feasible span count for single input all reduce
+scatter fusion" on the f32[99584,512] embedding; v6e slices from one chip up compile.
 
-  llmjp-train --config=configs/llmjp3/150m.py --dry_run --target=v5p-8
+  llmjp-train --config=configs/llmjp3/150m.py --dry_run --target=v5p-16
 """
 
 from llmjp_jax.presets import llmjp3

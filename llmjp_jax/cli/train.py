@@ -126,6 +126,9 @@ def _compile_for_target(cfg, name: str):
     except TargetError as e:
         log.error("%s", e)
         raise SystemExit(1) from e
+    except jax.errors.JaxRuntimeError as e:  # the compiler itself gave up: say so, briefly
+        log.error("The %s compiler could not compile this step: %s", name, str(e).splitlines()[0][:500])
+        raise SystemExit(1) from e
     print(json.dumps(report))
     print(table(report), file=sys.stderr)
 

@@ -123,7 +123,7 @@ class Driver:
         if self.evaluate and (done % t.eval_every == 0 or done == t.steps):
             row["eval_loss"] = self.evaluate(state["params"])
         if row:
-            self.last_row = {"step": done, **row}
+            self.last_row = {"step": done, "tokens": done * t.global_batch * t.seq_len, **row}
             self.writer.write(self.last_row)
         saved = self._save(state, done, data_state, force=done == t.steps or bool(stop))
         if saved or "eval_loss" in row:  # step times exclude evaluation and saving
