@@ -37,3 +37,12 @@ def test_quickstart_runs_and_ends_in_a_hugging_face_model(monkeypatch, tmp_path)
                for c in nb.cells for o in c.get("outputs", []))  # the loss curve, inline
     assert (tmp_path / "tiny-hf" / "config.json").exists()
     assert outputs[-1].strip()  # transformers generated text from the exported folder
+
+
+def test_continual_pretraining_extends_the_vocabulary_and_trains_both_runs(monkeypatch, tmp_path):
+    nb = _execute("continual_pretraining.ipynb", monkeypatch, CPT_STEPS=15, CPT_WORKDIR=tmp_path)
+    outputs = "\n".join(_text(c) for c in nb.cells if c.cell_type == "code")
+    assert "pieces added" in outputs and "extended-vocab  loss" in outputs
+    for run in ("base-vocab", "extended-vocab"):
+        assert (tmp_path / run / "metrics.jsonl").exists()
+    assert (tmp_path / "cpt.png").read_bytes().startswith(b"\x89PNG")
