@@ -157,3 +157,19 @@ def test_tiny_with_cudnn_compiles_for_an_h100(corpus):
     assert (report["attention"], report["fits"]) == ("cudnn", True)
     calls = set(re.findall(r'custom_call_target="([^"]+)"', compiled.as_text()))
     assert {"__cudnn$fmhaScaleBiasSoftmax", "__cudnn$fmhaScaleBiasSoftmaxBackward"} <= calls
+
+
+def test_splash_runs_inside_the_pipeline_stages(corpus):
+    """Splash's shard_map nested in the pipeline's (manual over "pipeline"): the step traces and
+    compiles (it failed with "Expected cotangent type ...{V:pipeline}" while the pipeline's
+    shard_map typed its values as varying per stage, which the Pallas kernel cannot)."""
+    import jax
+
+    from llmjp_jax.train.aot import compile_plan
+
+    cfg = small_config(corpus, seq_len=128, global_batch=8)
+    cfg.model.update(attention="splash", remat="full")
+    cfg.mesh.update(data=2, fsdp=1, tensor=2, pipeline=2)
+    report, compiled = compile_plan(cfg, jax.devices())
+    assert report["attention"] == "splash" and report["pipeline"]["microbatches"] == 2
+    assert report["collectives"]["collective-permute"]["count"] > 0  # stages hand over activations
