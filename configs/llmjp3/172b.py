@@ -7,7 +7,8 @@ microbatch puts one sequence on each of the 4 data x fsdp shards.
 
   llmjp-train --config=configs/llmjp3/172b.py --workdir=runs/llmjp3-172b
 
-Sized for v5p-512 (the TPU compiler's per-chip plan; benchmarks/RESULTS.md):
+Laid out for 256 chips (v5p-512); its plan on 256 simulated CPU devices is in benchmarks/RESULTS.md,
+the TPU compiler's is not yet:
 
   llmjp-train --config=configs/llmjp3/172b.py --dry_run --target=v5p-512
 """
