@@ -10,7 +10,6 @@ differently, so treat those as estimates and use --target for a real chip's plan
 """
 
 import json
-import os
 import sys
 
 import jax
@@ -24,12 +23,10 @@ _TARGET = flags.DEFINE_string("target", None, "Hardware to compile for: v5p-8, v
 
 def _main(argv):
     del argv
-    from llmjp_jax.parallel.targets import parse_target
-    from llmjp_jax.train.aot import plan, table
+    from llmjp_jax.train.aot import plan, plan_for_target, table
 
     if _TARGET.value:
-        target = parse_target(_TARGET.value)
-        report = plan(_CONFIG.value, target.devices(), target.hbm_bytes, target=_TARGET.value)
+        report = plan_for_target(_CONFIG.value, _TARGET.value)
     else:
         report = plan(_CONFIG.value, jax.devices())
     print(json.dumps(report))
@@ -38,10 +35,7 @@ def _main(argv):
 
 if __name__ == "__main__":
     flags.register_validator("devices", lambda n: n > 0)
-    if any(a.startswith("--target") for a in sys.argv):  # this host's backend only traces
-        if not os.environ.get("JAX_PLATFORMS"):
-            jax.config.update("jax_platforms", "cpu")
-        os.environ.setdefault("JAX_SKIP_CUDA_CONSTRAINTS_CHECK", "1")
-    else:  # the device count must be fixed before JAX starts its CPU backend
+    if not any(a.startswith("--target") for a in sys.argv):
+        # The device count must be fixed before JAX starts its CPU backend.
         app.call_after_init(lambda: jax.config.update("jax_num_cpu_devices", _DEVICES.value))
     app.run(_main)

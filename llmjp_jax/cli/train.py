@@ -103,29 +103,19 @@ def _main(argv):
 
 
 def _compile_for_target(cfg, name: str):
-    """--dry_run --target: the JSON plan on stdout, the readable table on stderr."""
-    import os
+    """--dry_run --target: the readable table on stderr, the JSON plan as stdout's last line."""
     import sys
 
-    from llmjp_jax.parallel.targets import TargetError, parse_target
-    from llmjp_jax.train.aot import plan, table
-
-    try:
-        target = parse_target(name)
-    except TargetError as e:
-        raise app.UsageError(str(e)) from e
     import jax
 
-    from llmjp_jax.parallel.gpu_targets import SKIP_CHECK
+    from llmjp_jax.parallel.targets import TargetError
+    from llmjp_jax.train.aot import plan_for_target, table
 
-    if not os.environ.get("JAX_PLATFORMS"):  # this host's own backend only traces
-        jax.config.update("jax_platforms", "cpu")
-    os.environ.setdefault(SKIP_CHECK, "1")  # the GPU compiler loads without a GPU driver
     try:
-        report = plan(cfg, target.devices(), target.hbm_bytes, target=name)
+        report = plan_for_target(cfg, name)
     except TargetError as e:
         log.error("%s", e)
-        raise SystemExit(1) from e
+        raise SystemExit(2) from e
     except jax.errors.JaxRuntimeError as e:  # the compiler itself gave up: say so, briefly
         log.error("The %s compiler could not compile this step: %s", name, str(e).splitlines()[0][:500])
         raise SystemExit(1) from e

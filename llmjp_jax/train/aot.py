@@ -17,6 +17,22 @@ from llmjp_jax.train.hlo import collectives
 GIB = 2**30
 
 
+def plan_for_target(cfg, name: str) -> dict:
+    """plan() for a named target (parallel/targets.py: "v5p-8", "h100-80gb:32", ...). Call it before
+    anything starts JAX's backends: this host's own backend then only traces (CPU), and the CUDA
+    plugin loads without a GPU driver."""
+    import os
+
+    from llmjp_jax.parallel.gpu_targets import SKIP_CHECK
+    from llmjp_jax.parallel.targets import parse_target
+
+    target = parse_target(name)
+    if not os.environ.get("JAX_PLATFORMS"):
+        jax.config.update("jax_platforms", "cpu")
+    os.environ.setdefault(SKIP_CHECK, "1")
+    return plan(cfg, target.devices(), target.hbm_bytes, target=name)
+
+
 def plan(cfg, devices, hbm_bytes: int | None = None, target: str | None = None) -> dict:
     """Compiles cfg's train step for `devices` and reports its per-chip plan (sizes in bytes)."""
     return compile_plan(cfg, devices, hbm_bytes, target)[0]
