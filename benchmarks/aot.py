@@ -2,7 +2,7 @@
 nothing is allocated and no step runs (llmjp_jax/train/aot.py, as `llmjp-train --dry_run --target`).
 
   python benchmarks/aot.py --config=configs/llmjp3/7.2b.py --devices=64      # simulated CPU devices
-  python benchmarks/aot.py --config=configs/llmjp3/172b.py --target=v5p-512  # the TPU compiler
+  python benchmarks/aot.py --config=configs/llmjp3/7.2b.py --target=v5p-64  # the TPU compiler
 
 Prints one JSON line (the readable table on stderr). On simulated CPU devices the sizes are what
 XLA's CPU backend plans for one device's share of the sharded step; an accelerator backend fuses

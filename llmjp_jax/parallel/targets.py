@@ -139,9 +139,3 @@ def _parse_gpu(name: str, spec: str) -> Target:
         raise TargetError(f"--target={name!r}: expected KIND:GPUS[:GPUS_PER_NODE], e.g. h100-80gb:32 "
                           "(8 per node by default; more than one node needs a multiple of it).")
     return Target(name, gpu_targets.GPU_CHIPS[parts[0]], count, per_node=per_node)
-
-
-def smallest_slices(chip: str, at_least: int = 1) -> list[str]:
-    """Every single-slice target of `chip` with at least `at_least` chips, smallest first."""
-    c = TPU_CHIPS[chip]
-    return [f"{c.name}-{n * c.cores_per_chip_in_name}" for n in sorted(c.shapes) if n >= at_least]
