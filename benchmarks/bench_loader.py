@@ -16,9 +16,10 @@ import numpy as np
 from absl import app, flags
 from ml_collections import ConfigDict
 
+from llmjp_jax.data.loader import train_dataset
+from llmjp_jax.data.manifest import MANIFEST
 from llmjp_jax.data.mixture import load_mixture
-from llmjp_jax.data.pipeline import train_dataset
-from llmjp_jax.data.shards import MANIFEST, ShardWriter
+from llmjp_jax.data.shards import ShardWriter
 
 _SUBSETS = flags.DEFINE_integer("subsets", 32, "Number of subsets in the mixture.")
 _DOCS = flags.DEFINE_integer("docs", 400, "Documents per subset.")

@@ -103,7 +103,7 @@ def _raw_encode(sp, texts: list[str], text_bytes: int, return_type) -> dict:
 
 def _end_to_end(inputs: list[str], tokenizer, out_dir: str) -> dict:
     """`tokenize_files` with the settings of the flags (by default those of llmjp-tokenize)."""
-    from llmjp_jax.data.shards import tokenize_files
+    from llmjp_jax.data.tokenize import tokenize_files
 
     with _Timed() as t:
         manifest = tokenize_files(inputs, out_dir, tokenizer, num_workers=_WORKERS.value,

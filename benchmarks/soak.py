@@ -29,7 +29,7 @@ def make_corpus(folder: str) -> dict:
     sys.path.insert(0, ROOT)
     import glob
 
-    from llmjp_jax.data.shards import tokenize_files
+    from llmjp_jax.data.tokenize import tokenize_files
     from llmjp_jax.data.tokenizer import Tokenizer, train_tokenizer
 
     train_files = sorted(glob.glob(os.path.join(ROOT, "data", "sample", "train", "*.jsonl")))

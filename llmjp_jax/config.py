@@ -9,8 +9,9 @@ import math
 
 from ml_collections import ConfigDict, config_dict
 
-from llmjp_jax.data.pipeline import LOADER_SHARDS, PACKINGS
-from llmjp_jax.data.shards import VERIFY
+from llmjp_jax.data.loader import LOADER_SHARDS, PACKINGS
+from llmjp_jax.data.manifest import VERIFY
+from llmjp_jax.errors import UserError
 from llmjp_jax.model.config import ATTENTION, DTYPES, REMAT_POLICIES, LlamaConfig
 from llmjp_jax.optim import DECAY_SHAPES, SCHEDULES, wsd_decay_start
 from llmjp_jax.parallel.mesh import dcn_degrees, resolve_degrees
@@ -64,7 +65,7 @@ def default_config() -> ConfigDict:
     return c
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A setting that cannot work; the message names it."""
 
 

@@ -7,6 +7,7 @@ Built on matplotlib's object API (no pyplot state), so notebooks and the CLI sha
 import math
 import os
 
+from llmjp_jax.errors import UserError
 from llmjp_jax.train import rundir
 
 # (panel title, metrics keys drawn in it, y-axis on a log scale)
@@ -21,7 +22,7 @@ PANELS = (
 SKIP_KEYS = ("skipped_steps", "spike_steps")
 
 
-class PlotError(ValueError):
+class PlotError(UserError):
     """A run that cannot be drawn; the message names its folder."""
 
 

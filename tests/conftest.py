@@ -23,7 +23,7 @@ SHARED_DATA = os.path.join(ROOT, "..", "shared", "data")
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory):
     """Tokenizer + train/eval shards from the bundled sample corpus, as scripts/demo.sh makes them."""
-    from llmjp_jax.data.shards import tokenize_files
+    from llmjp_jax.data.tokenize import tokenize_files
     from llmjp_jax.data.tokenizer import Tokenizer, train_tokenizer
 
     root = tmp_path_factory.mktemp("corpus")

@@ -6,12 +6,11 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
-from array_record.python.array_record_module import ArrayRecordReader
 
+from llmjp_jax.data.manifest import read_documents
 from llmjp_jax.data.readers import BAD_KINDS, BadInputError, iter_documents
-from llmjp_jax.data.shards import tokenize_files
+from llmjp_jax.data.tokenize import tokenize_files
 from llmjp_jax.data.tokenizer import Tokenizer
 
 from .conftest import ROOT
@@ -51,12 +50,7 @@ def _write(path, lines: list[bytes]) -> str:
 
 def _decoded(out_dir, manifest: dict, tok: Tokenizer) -> list[str]:
     """Every document in the shards, decoded without its <s> and </s>, in order."""
-    texts = []
-    for shard in manifest["shards"]:
-        reader = ArrayRecordReader(os.path.join(out_dir, shard["file"]))
-        texts += [tok.decode(np.frombuffer(r, "<i4")[1:-1]) for r in reader.read_all()]
-        reader.close()
-    return texts
+    return [tok.decode(ids[1:-1]) for ids in read_documents(str(out_dir))]
 
 
 def _rejects(out_dir) -> list[dict]:

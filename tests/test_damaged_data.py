@@ -12,8 +12,9 @@ import shutil
 import jax
 import pytest
 
+from llmjp_jax.data.manifest import ShardError, load_manifest
 from llmjp_jax.data.readers import BadInputError
-from llmjp_jax.data.shards import ShardError, load_manifest, tokenize_files
+from llmjp_jax.data.tokenize import tokenize_files
 from llmjp_jax.data.tokenizer import Tokenizer
 from llmjp_jax.train.loop import train
 

@@ -6,11 +6,11 @@ import os
 
 import numpy as np
 import pytest
-from array_record.python.array_record_module import ArrayRecordReader
 
-from llmjp_jax.data.pipeline import eval_batches, train_dataset
+from llmjp_jax.data.loader import eval_batches, train_dataset
+from llmjp_jax.data.manifest import load_manifest, read_documents
 from llmjp_jax.data.readers import BadInputError, iter_documents
-from llmjp_jax.data.shards import load_manifest, tokenize_files
+from llmjp_jax.data.tokenize import tokenize_files
 from llmjp_jax.data.tokenizer import Tokenizer
 
 from .conftest import SHARED_DATA
@@ -50,11 +50,7 @@ def test_shards_hold_every_document_with_bos_and_eos(corpus, tmp_path):
     path = _write(tmp_path / "docs.jsonl", [json.dumps({"text": t}).encode() for t in texts])
     manifest = tokenize_files([path], str(tmp_path / "out"), tok, docs_per_shard=10)
     assert manifest["documents"] == 25 and len(manifest["shards"]) == 3
-    records = []
-    for shard in manifest["shards"]:
-        reader = ArrayRecordReader(str(tmp_path / "out" / shard["file"]))
-        records += [np.frombuffer(r, "<i4") for r in reader.read_all()]
-        reader.close()
+    records = list(read_documents(str(tmp_path / "out")))
     assert len(records) == 25
     for text, ids in zip(texts, records):
         assert ids[0] == tok.bos_id and ids[-1] == tok.eos_id
@@ -120,7 +116,7 @@ def test_packing_keeps_every_token_in_order(corpus):
     """One epoch without shuffling, concatenated, equals the documents concatenated."""
     import grain
 
-    from llmjp_jax.data.pipeline import _documents, _pack
+    from llmjp_jax.data.loader import _documents, _pack
 
     docs = _documents(corpus["eval"], None)
     stream = np.concatenate([docs[i]["tokens"] for i in range(len(docs))])
@@ -134,7 +130,7 @@ def test_processes_read_disjoint_documents_covering_all(corpus):
     """The two processes' document multisets add up to exactly the whole set."""
     from collections import Counter
 
-    from llmjp_jax.data.pipeline import _documents
+    from llmjp_jax.data.loader import _documents
 
     docs = _documents(corpus["train"], None)
     parts = [docs[i::2] for i in range(2)]

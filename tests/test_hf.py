@@ -120,8 +120,8 @@ def test_trained_run_exports_through_the_cli(corpus, tmp_path):
 
 def test_training_continues_from_an_exported_model(corpus, tmp_path):
     """A run initialised from a Hugging Face folder starts with exactly those parameters."""
+    from llmjp_jax.data.loader import train_dataset
     from llmjp_jax.data.mixture import load_mixture
-    from llmjp_jax.data.pipeline import train_dataset
     from llmjp_jax.interop.export import export_hf, read_run
     from llmjp_jax.train.loop import train
     from llmjp_jax.train.loss import loss_sums

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from ml_collections import ConfigDict
 
+from llmjp_jax.data.loader import train_dataset
+from llmjp_jax.data.manifest import MANIFEST
 from llmjp_jax.data.mixture import load_mixture, mixture_table
-from llmjp_jax.data.pipeline import train_dataset
-from llmjp_jax.data.shards import MANIFEST, ShardWriter
+from llmjp_jax.data.shards import ShardWriter
 
 # Each subset's documents use their own token id range, so a batch token tells its subset.
 RANGES = {"a": (10, 100), "b": (100, 200), "c": (200, 300)}

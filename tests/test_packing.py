@@ -5,8 +5,8 @@ import numpy as np
 from flax import nnx
 from ml_collections import ConfigDict
 
+from llmjp_jax.data.loader import eval_batches, train_dataset
 from llmjp_jax.data.mixture import load_mixture
-from llmjp_jax.data.pipeline import eval_batches, train_dataset
 from llmjp_jax.model import Llama, LlamaConfig
 from llmjp_jax.train.loop import train
 from llmjp_jax.train.loss import model_outputs, token_losses

@@ -10,14 +10,14 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
-from array_record.python.array_record_module import ArrayRecordReader
 
-from llmjp_jax.data import tokenize_jobs
+from llmjp_jax.data import tokenize
+from llmjp_jax.data.manifest import read_documents
 from llmjp_jax.data.readers import BadInputError, iter_documents
-from llmjp_jax.data.shards import tokenize_files
-from llmjp_jax.data.tokenize_jobs import ResumeMismatch
+from llmjp_jax.data.tokenize import ResumeMismatch, tokenize_files
+from llmjp_jax.data.tokenize import state as tokenize_state
+from llmjp_jax.data.tokenize import unit as tokenize_unit
 from llmjp_jax.data.tokenizer import Tokenizer, train_tokenizer
 from llmjp_jax.log import get_logger
 
@@ -63,12 +63,7 @@ def _shard_files(out) -> dict[str, bytes]:
 
 
 def _decoded(out, manifest: dict, tok: Tokenizer) -> list[str]:
-    texts = []
-    for shard in manifest["shards"]:
-        reader = ArrayRecordReader(os.path.join(out, shard["file"]))
-        texts += [tok.decode(np.frombuffer(r, "<i4")[1:-1]) for r in reader.read_all()]
-        reader.close()
-    return texts
+    return [tok.decode(ids[1:-1]) for ids in read_documents(str(out))]
 
 
 def test_two_workers_make_the_shards_of_one(tok, tmp_path, caplog):
@@ -87,7 +82,7 @@ def test_two_workers_make_the_shards_of_one(tok, tmp_path, caplog):
     assert all(one[k] == two[k] for k in TOTALS)
     expected = [t for path in inputs for _, t in iter_documents(path)]
     assert _decoded(tmp_path / "two", two, tok) == expected and two["documents"] == len(expected)
-    assert not os.path.exists(tmp_path / "two" / tokenize_jobs.STATE_DIR)
+    assert not os.path.exists(tmp_path / "two" / tokenize.STATE_DIR)
 
 
 def test_rejects_of_many_units_are_those_of_one(tok, tmp_path):
@@ -112,7 +107,7 @@ def test_error_names_the_first_bad_line_in_input_order(tok, tmp_path):
     with pytest.raises(BadInputError, match=r"in\.jsonl:41: field 'text'"):
         tokenize_files([path], str(tmp_path / "out"), tok, num_workers=2, chunk_bytes=30_000)
     assert not os.path.exists(tmp_path / "out" / "manifest.json")
-    assert not os.path.exists(tmp_path / "out" / tokenize_jobs.STATE_DIR)
+    assert not os.path.exists(tmp_path / "out" / tokenize.STATE_DIR)
 
 
 class _Killed(Exception):
@@ -121,7 +116,7 @@ class _Killed(Exception):
 
 def _interrupted_run(monkeypatch, inputs, out, tok, after_units: int, **kwargs):
     """A run stopped after `after_units` units, as a kill would stop it (the state stays)."""
-    run, done = tokenize_jobs._Job.run, []
+    run, done = tokenize_unit.Job.run, []
 
     def run_then_stop(job, unit):
         if len(done) == after_units:
@@ -130,10 +125,10 @@ def _interrupted_run(monkeypatch, inputs, out, tok, after_units: int, **kwargs):
         return done[-1]
 
     with monkeypatch.context() as patch:
-        patch.setattr(tokenize_jobs._Job, "run", run_then_stop)
+        patch.setattr(tokenize_unit.Job, "run", run_then_stop)
         with pytest.raises(_Killed):
             tokenize_files(inputs, out, tok, **kwargs)
-    assert len(glob.glob(os.path.join(out, tokenize_jobs.STATE_DIR, "unit-*.json"))) == after_units
+    assert len(glob.glob(os.path.join(out, tokenize.STATE_DIR, "unit-*.json"))) == after_units
 
 
 def test_changed_input_tokenizer_or_settings_are_refused(tok, tmp_path, monkeypatch):
@@ -175,7 +170,7 @@ def test_a_run_killed_while_moving_shards_into_place_finishes_them(tok, tmp_path
         replace(source, target)
 
     with monkeypatch.context() as patch:
-        patch.setattr(tokenize_jobs.os, "replace", replace_then_stop)
+        patch.setattr(tokenize_state.os, "replace", replace_then_stop)
         with pytest.raises(_Killed):
             tokenize_files(inputs, out, tok, **kwargs)
     assert len(moved) == 5 and not os.path.exists(os.path.join(out, "manifest.json"))
@@ -197,7 +192,7 @@ def _cli(tok_path, path, out, *flags, wait=True):
 
 def _kill_after(process, out, units: int) -> int:
     """SIGKILLs the CLI (its workers die with it) once `units` more units are complete."""
-    state = os.path.join(out, tokenize_jobs.STATE_DIR)
+    state = os.path.join(out, tokenize.STATE_DIR)
     before = len(glob.glob(os.path.join(state, "unit-*.json")))
     deadline = time.monotonic() + 60
     while len(glob.glob(os.path.join(state, "unit-*.json"))) < before + units:
@@ -206,7 +201,7 @@ def _kill_after(process, out, units: int) -> int:
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     process.stdout.close()
-    with open(os.path.join(state, tokenize_jobs.PLAN), encoding="utf-8") as f:
+    with open(os.path.join(state, tokenize.PLAN), encoding="utf-8") as f:
         total = len(json.load(f)["units"])
     done = len(glob.glob(os.path.join(state, "unit-*.json")))
     assert done < total and not os.path.exists(os.path.join(out, "manifest.json"))
@@ -223,7 +218,7 @@ def test_sigkilled_run_restarts_into_identical_shards(corpus, tok, tmp_path):
     with open(path, "ab") as f:
         f.write(b'{"text": "appended"}\n')
     refused = _cli(corpus["tokenizer"], path, out)
-    assert refused.returncode == 1 and f"Input {path} changed" in refused.stdout + refused.stderr
+    assert refused.returncode == 2 and f"Input {path} changed" in refused.stdout + refused.stderr
     with open(path, "wb") as f:
         f.write(original)
 
@@ -236,4 +231,4 @@ def test_sigkilled_run_restarts_into_identical_shards(corpus, tok, tmp_path):
     with open(os.path.join(out, "manifest.json"), encoding="utf-8") as f:
         manifest = json.load(f)
     assert all(manifest[k] == whole[k] for k in TOTALS)
-    assert not os.path.exists(os.path.join(out, tokenize_jobs.STATE_DIR))
+    assert not os.path.exists(os.path.join(out, tokenize.STATE_DIR))

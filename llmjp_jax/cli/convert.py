@@ -13,6 +13,7 @@ tokenizer for AutoTokenizer. from-hf writes a step-0 run that training starts fr
 from absl import app, flags
 from ml_collections import config_flags
 
+from llmjp_jax.cli.common import run
 from llmjp_jax.log import get_logger, quiet_libraries
 
 log = get_logger()
@@ -71,7 +72,7 @@ def _main(argv):
 
 
 def main():
-    app.run(_main)
+    run(_main, __name__)
 
 
 if __name__ == "__main__":

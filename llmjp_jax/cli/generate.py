@@ -10,6 +10,7 @@ import sys
 
 from absl import app, flags
 
+from llmjp_jax.cli.common import run
 from llmjp_jax.log import quiet_libraries
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training run directory.")
@@ -88,7 +89,7 @@ class _Stream:
 
 
 def main():
-    app.run(_main)
+    run(_main, __name__)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ Needs matplotlib (`pip install -e '.[plot]'`); training does not.
 
 from absl import app, flags
 
+from llmjp_jax.cli.common import run
 from llmjp_jax.log import get_logger
 
 log = get_logger()
@@ -21,18 +22,14 @@ def _main(argv):
     runs = argv[1:]
     if not runs:
         raise app.UsageError("name one or more run folders, e.g. llmjp-plot runs/tiny --output=loss.png")
-    from llmjp_jax.plot import PlotError, save_figure
+    from llmjp_jax.plot import save_figure
 
-    try:
-        path = save_figure(runs, _OUTPUT.value, x=_X.value, loss_only=_LOSS_ONLY.value)
-    except PlotError as e:
-        log.error("%s", e)
-        raise SystemExit(2) from e
+    path = save_figure(runs, _OUTPUT.value, x=_X.value, loss_only=_LOSS_ONLY.value)
     log.info("Wrote %s", path)
 
 
 def main():
-    app.run(_main)
+    run(_main, __name__)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@
 """
 
 
-from absl import app, flags
+from absl import flags
 
+from llmjp_jax.cli.common import run
 from llmjp_jax.data.readers import expand_inputs
 from llmjp_jax.data.tokenizer import Tokenizer, train_tokenizer
 from llmjp_jax.log import get_logger, quiet_libraries
@@ -30,7 +31,7 @@ def _main(argv):
 
 
 def main():
-    app.run(_main)
+    run(_main, __name__)
 
 
 if __name__ == "__main__":

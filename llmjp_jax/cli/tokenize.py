@@ -14,36 +14,40 @@ the same shards; a changed input or tokenizer is refused instead of being mixed 
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
+from llmjp_jax.cli.common import USER_ERROR_EXIT, run
 from llmjp_jax.data.readers import BadInputError, expand_inputs
-from llmjp_jax.data.shards import tokenize_files
-from llmjp_jax.data.tokenize_jobs import ResumeMismatch, cpu_count
+from llmjp_jax.data.tokenize import ON_BAD_INPUT, RELEASE_LEVELS, Options, cpu_count, tokenize_files
 from llmjp_jax.data.tokenizer import Tokenizer
 from llmjp_jax.log import get_logger, quiet_libraries
 
 log = get_logger()
+_DEFAULT = Options()
 
 _INPUT = flags.DEFINE_list("input", None, "Files or globs (.jsonl[.gz|.zst], .txt).", required=True)
 _OUTPUT = flags.DEFINE_string("output_dir", None, "Where shards and manifest.json go.", required=True)
 _TOKENIZER = flags.DEFINE_string("tokenizer", None, "SentencePiece .model file.", required=True)
-_FIELD = flags.DEFINE_string("text_field", "text", "JSON field holding the text.")
-_DOCS = flags.DEFINE_integer("docs_per_shard", 100_000, "Documents per ArrayRecord shard.")
-_LANG = flags.DEFINE_string("language", "", "Language tag recorded in the manifest.")
-_LEVEL = flags.DEFINE_enum("release_level", "L1", ["L1", "L2", "L3", "LX", "LZ"],
+_FIELD = flags.DEFINE_string("text_field", _DEFAULT.text_field, "JSON field holding the text.")
+_DOCS = flags.DEFINE_integer("docs_per_shard", _DEFAULT.docs_per_shard, "Documents per ArrayRecord shard.")
+_LANG = flags.DEFINE_string("language", _DEFAULT.language, "Language tag recorded in the manifest.")
+_LEVEL = flags.DEFINE_enum("release_level", _DEFAULT.release_level, list(RELEASE_LEVELS),
                            "LLM-jp release level recorded in the manifest.")
-_ON_BAD = flags.DEFINE_enum("on_bad_input", "error", ["error", "skip"],
+_ON_BAD = flags.DEFINE_enum("on_bad_input", _DEFAULT.on_bad_input, list(ON_BAD_INPUT),
                             "On a bad input line: stop with an error, or skip it and list it in "
                             "<output_dir>/rejects.jsonl.")
-_WORKERS = flags.DEFINE_integer("num_workers", 0, "Processes tokenizing, this one included; 0: one per "
-                                f"CPU ({cpu_count()} here), but no more than one per 32 MiB of input.")
-_THREADS = flags.DEFINE_integer("num_threads", 0, "SentencePiece threads per worker; 0: CPUs / workers.")
-_CHUNK = flags.DEFINE_integer("chunk_bytes", 64 << 20, "Largest unit of work (and of resumption), in input "
-                              "bytes: uncompressed files are cut at line boundaries into units of at most "
-                              "this, or of about 1/256 of the input (>= 4 MiB) if that is smaller.")
-_COMPRESSION = flags.DEFINE_string("compression", "snappy", "ArrayRecord compression of the shards "
-                                   "(snappy, zstd:3, brotli:6, uncompressed).")
-_LOG_EVERY = flags.DEFINE_float("log_every", 5.0, "Seconds between progress lines (0: none).")
+_WORKERS = flags.DEFINE_integer("num_workers", _DEFAULT.num_workers, "Processes tokenizing, this one "
+                                f"included; 0: one per CPU ({cpu_count()} here), but no more than one per "
+                                "32 MiB of input.")
+_THREADS = flags.DEFINE_integer("num_threads", _DEFAULT.num_threads,
+                                "SentencePiece threads per worker; 0: CPUs / workers.")
+_CHUNK = flags.DEFINE_integer("chunk_bytes", _DEFAULT.chunk_bytes, "Largest unit of work (and of "
+                              "resumption), in input bytes: uncompressed files are cut at line boundaries "
+                              "into units of at most this, or of about 1/256 of the input (>= 4 MiB) if "
+                              "that is smaller.")
+_COMPRESSION = flags.DEFINE_string("compression", _DEFAULT.compression, "ArrayRecord compression of the "
+                                   "shards (snappy, zstd:3, brotli:6, uncompressed).")
+_LOG_EVERY = flags.DEFINE_float("log_every", _DEFAULT.log_every, "Seconds between progress lines (0: none).")
 
 
 def _main(argv):
@@ -51,18 +55,15 @@ def _main(argv):
     quiet_libraries()
     try:
         manifest = tokenize_files(expand_inputs(_INPUT.value), _OUTPUT.value, Tokenizer(_TOKENIZER.value),
-                                  _FIELD.value, _DOCS.value, language=_LANG.value,
+                                  text_field=_FIELD.value, docs_per_shard=_DOCS.value, language=_LANG.value,
                                   release_level=_LEVEL.value, on_bad_input=_ON_BAD.value,
                                   num_workers=_WORKERS.value, num_threads=_THREADS.value,
                                   chunk_bytes=_CHUNK.value, compression=_COMPRESSION.value,
                                   log_every=_LOG_EVERY.value)
-    except ResumeMismatch as e:
-        log.error("%s", e)
-        sys.exit(1)
     except BadInputError as e:
         hint = " (--on_bad_input=skip skips such lines and lists them)" if e.kind else ""
         log.error("%s%s", e, hint)
-        sys.exit(1)
+        sys.exit(USER_ERROR_EXIT)
     mb = (manifest["text_bytes"] - manifest["units"]["resumed_text_bytes"]) / 1e6  # tokenized by this run
     log.info("%s: %d documents, %d tokens, %d shards (%.1f MB of text in %.1f s, %.1f MB/s)%s%s",
              _OUTPUT.value, manifest["documents"], manifest["tokens"], len(manifest["shards"]),
@@ -88,7 +89,7 @@ def _rejected_note(manifest: dict) -> str:
 
 
 def main():
-    app.run(_main)
+    run(_main, __name__)
 
 
 if __name__ == "__main__":

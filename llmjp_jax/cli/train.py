@@ -24,6 +24,7 @@ import json  # noqa: E402
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from llmjp_jax.cli.common import run  # noqa: E402
 from llmjp_jax.config import ConfigError  # noqa: E402
 from llmjp_jax.log import get_logger, quiet_libraries  # noqa: E402
 
@@ -124,7 +125,7 @@ def _compile_for_target(cfg, name: str):
 
 
 def main():
-    app.run(_main)
+    run(_main, __name__)
 
 
 if __name__ == "__main__":

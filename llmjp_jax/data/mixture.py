@@ -12,7 +12,7 @@ import math
 
 import grain
 
-from llmjp_jax.data.shards import load_manifest
+from llmjp_jax.data.manifest import load_manifest
 
 TRAINABLE_LEVELS = ("L1", "L2", "L3")
 EVAL_ONLY_LEVEL = "LX"

@@ -11,13 +11,15 @@ import gzip
 import io
 import json
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+
+from llmjp_jax.errors import UserError
 
 # The kinds of bad line `on_bad` may receive (`BadInputError.kind`); fixed, so counts can be keyed by them.
 BAD_KINDS = ("malformed JSON", "missing text field", "empty or non-string text", "invalid UTF-8")
 
 
-class BadInputError(ValueError):
+class BadInputError(UserError):
     """Bad input. For a bad line, `kind` is one of BAD_KINDS, `detail` the message without its
     `path:line: ` prefix and `raw` the line's bytes; file-level errors leave them unset."""
 
@@ -57,7 +59,7 @@ def _decompression_errors() -> tuple[type[BaseException], ...]:
     return errors
 
 
-def _raw_lines(path: str) -> Iterator[tuple[int, bytes]]:
+def raw_lines(path: str) -> Iterator[tuple[int, bytes]]:
     """(line number, bytes) of every line; a truncated or damaged compressed file raises
     BadInputError naming it and the last good line (its lines after that are unreadable)."""
     number = 0
@@ -72,7 +74,7 @@ def _raw_lines(path: str) -> Iterator[tuple[int, bytes]]:
             path=path, line=number) from e
 
 
-def _decode(path: str, number: int, raw: bytes) -> str:
+def decode_line(path: str, number: int, raw: bytes) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -80,9 +82,9 @@ def _decode(path: str, number: int, raw: bytes) -> str:
                         raw) from e
 
 
-def _parse_json_line(path: str, number: int, raw: bytes, text_field: str) -> str | None:
+def parse_json_line(path: str, number: int, raw: bytes, text_field: str) -> str | None:
     """The line's text, None for a blank line; raises BadInputError for a bad one."""
-    line = _decode(path, number, raw)
+    line = decode_line(path, number, raw)
     if not line.strip():
         return None
     try:
@@ -99,10 +101,41 @@ def _parse_json_line(path: str, number: int, raw: bytes, text_field: str) -> str
     return text
 
 
-def _parsed(path: str, parse: Callable[[int, bytes], str | None], on_bad: OnBad | None
-            ) -> Iterator[tuple[int, str | None]]:
+def compressed(path: str) -> bool:
+    return path.endswith((".gz", ".zst"))
+
+
+def is_plain_text(path: str) -> bool:
+    """True for plain text (.txt), False for JSON lines; any other name is a BadInputError."""
+    stem = path.removesuffix(".gz").removesuffix(".zst")
+    if stem.endswith((".jsonl", ".json")):
+        return False
+    if stem.endswith(".txt"):
+        return True
+    raise BadInputError(f"{path}: unknown format; expected .jsonl[.gz|.zst] or .txt.")
+
+
+# A JSON line's parser: (path, line number, raw bytes, text field) -> its text, None if blank.
+JsonParser = Callable[[str, int, bytes, str], str | None]
+
+
+def documents(path: str, lines: Iterable[tuple[int, bytes]], text_field: str = "text",
+              on_bad: OnBad | None = None, json_parser: JsonParser = parse_json_line
+              ) -> Iterator[tuple[int, str]]:
+    """(first line number, text) of each document in `lines`, the numbered lines of `path`
+    (all of them, or a range that starts a document). JSON lines: one document per line; plain
+    text: documents separated by one or more blank lines. A bad line raises BadInputError, or
+    goes to `on_bad` and is left out."""
+    if is_plain_text(path):
+        return _text_blocks(_parsed(lines, lambda n, raw: decode_line(path, n, raw), on_bad))
+    parsed = _parsed(lines, lambda n, raw: json_parser(path, n, raw, text_field), on_bad)
+    return ((number, text) for number, text in parsed if text is not None)
+
+
+def _parsed(lines: Iterable[tuple[int, bytes]], parse: Callable[[int, bytes], str | None],
+            on_bad: OnBad | None) -> Iterator[tuple[int, str | None]]:
     """(line number, parse(number, raw)) per line; a bad line raises, or goes to `on_bad` and is left out."""
-    for number, raw in _raw_lines(path):
+    for number, raw in lines:
         try:
             value = parse(number, raw)
         except BadInputError as e:
@@ -113,16 +146,9 @@ def _parsed(path: str, parse: Callable[[int, bytes], str | None], on_bad: OnBad 
         yield number, value
 
 
-def _jsonl_documents(path: str, text_field: str, on_bad: OnBad | None) -> Iterator[tuple[int, str]]:
-    for number, text in _parsed(path, lambda n, raw: _parse_json_line(path, n, raw, text_field), on_bad):
-        if text is not None:
-            yield number, text
-
-
-def _text_documents(path: str, on_bad: OnBad | None) -> Iterator[tuple[int, str]]:
-    """Plain text: documents are separated by one or more blank lines."""
+def _text_blocks(lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:
     block, start = [], 0
-    for number, line in _parsed(path, lambda n, raw: _decode(path, n, raw), on_bad):
+    for number, line in lines:
         if line.strip():
             start = start or number
             block.append(line)
@@ -140,13 +166,7 @@ def iter_documents(path: str, text_field: str = "text", on_bad: OnBad | None = N
     A bad line raises BadInputError unless `on_bad` is given: then it gets the error and the
     line is left out, so the caller decides how skipped lines are recorded.
     """
-    stem = path[: -len(".gz")] if path.endswith(".gz") else path
-    stem = stem[: -len(".zst")] if stem.endswith(".zst") else stem
-    if stem.endswith((".jsonl", ".json")):
-        return _jsonl_documents(path, text_field, on_bad)
-    if stem.endswith(".txt"):
-        return _text_documents(path, on_bad)
-    raise BadInputError(f"{path}: unknown format; expected .jsonl[.gz|.zst] or .txt.")
+    return documents(path, raw_lines(path), text_field, on_bad)
 
 
 def expand_inputs(patterns: list[str]) -> list[str]:

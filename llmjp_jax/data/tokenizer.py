@@ -1,6 +1,5 @@
 """SentencePiece tokenizer: training with LLM-jp's settings, loading, batched encoding."""
 
-import hashlib
 import os
 import tempfile
 
@@ -8,14 +7,7 @@ import numpy as np
 import sentencepiece as spm
 
 from llmjp_jax.data.readers import iter_documents
-
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+from llmjp_jax.files import file_sha256
 
 
 class Tokenizer:

@@ -12,7 +12,7 @@ import shutil
 import orbax.checkpoint as ocp
 from ml_collections import ConfigDict
 
-from llmjp_jax.data.shards import MANIFEST
+from llmjp_jax.data.manifest import MANIFEST
 from llmjp_jax.interop import hf
 from llmjp_jax.interop.checkpoint_params import ParamReader, restore_params
 from llmjp_jax.interop.hf import HFTensor

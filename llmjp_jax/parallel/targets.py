@@ -14,6 +14,7 @@ import dataclasses
 import os
 import re
 
+from llmjp_jax.errors import UserError
 from llmjp_jax.parallel import gpu_targets
 
 GIB = 2**30
@@ -104,7 +105,7 @@ def _first_line(e: Exception) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
 
 
-class TargetError(ValueError):
+class TargetError(UserError):
     """A --target that cannot be compiled for; the message says why."""
 
 

@@ -20,8 +20,9 @@ import math
 import grain
 import numpy as np
 
+from llmjp_jax.data.manifest import ShardError, load_manifest, shard_paths
 from llmjp_jax.data.mixture import Subset, check_level, one_pass
-from llmjp_jax.data.shards import ShardError, decode_record, load_manifest, shard_paths
+from llmjp_jax.data.shards import decode_record
 
 
 def _documents(shard_dir: str, vocab_rows: int | None, training: bool = False,

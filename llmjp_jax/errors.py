@@ -1,0 +1,10 @@
+"""The one base for mistakes a user can make and fix (a setting, a file, an input): the CLIs print
+their message without a traceback; anything else is a bug and keeps its traceback."""
+
+
+class UserError(ValueError):
+    """A mistake in what the user gave; the message names the setting or file to change."""
+
+
+class MissingFileError(UserError, FileNotFoundError):
+    """A file or folder the user named (or a setting points at) does not exist."""
