@@ -51,7 +51,7 @@ def _main(argv):
     else:
         params, cfg, _ = read_run(_WORKDIR.value, _STEP.value)
         model_cfg = LlamaConfig.from_dict(cfg.model)
-        tokenizer_path = _TOKENIZER.value or run_tokenizer(cfg, _WORKDIR.value)
+        tokenizer_path = _TOKENIZER.value or run_tokenizer(_WORKDIR.value)
     if not tokenizer_path:
         raise app.UsageError("The tokenizer was not found; pass --tokenizer=PATH.model.")
     tok = Tokenizer(tokenizer_path)

@@ -5,29 +5,26 @@ and each shard is read (only the parameter slices it holds, never the optimizer
 state), written, and dropped before the next, so host memory stays near one shard.
 """
 
-import json
 import os
 import shutil
 
 import orbax.checkpoint as ocp
 from ml_collections import ConfigDict
 
-from llmjp_jax.data.manifest import MANIFEST
 from llmjp_jax.interop import hf
 from llmjp_jax.interop.checkpoint_params import ParamReader, restore_params
 from llmjp_jax.interop.hf import HFTensor
 from llmjp_jax.interop.hf_tokenizer import save_hf_tokenizer, special_ids
 from llmjp_jax.log import get_logger
 from llmjp_jax.model import LlamaConfig
-from llmjp_jax.train import checkpoint
+from llmjp_jax.train import checkpoint, rundir
 
 log = get_logger()
 
-RUN_TOKENIZER = "tokenizer.model"  # a run's own tokenizer (llmjp-convert from-hf puts it there)
 
 
 def _open(workdir: str, step: int | None):
-    manager = checkpoint.open_read_only(os.path.join(workdir, "checkpoints"))
+    manager = checkpoint.open_read_only(rundir.checkpoints_dir(workdir))
     step = manager.latest_step() if step is None else step
     if step is None:
         manager.close()
@@ -84,7 +81,7 @@ def export_hf(workdir: str, out_dir: str, step: int | None = None, shard_bytes: 
     finally:
         manager.close()
     model_cfg = LlamaConfig.from_dict(cfg.model)
-    tokenizer = run_tokenizer(cfg, workdir)
+    tokenizer = run_tokenizer(workdir)
     ids = _tokenizer_ids(tokenizer)
     hf.write_metadata(model_cfg, out_dir, cfg.train.seq_len, ids)
     stream_safetensors(ParamReader(step_dir), model_cfg, out_dir, shard_bytes)
@@ -106,16 +103,6 @@ def _tokenizer_ids(tokenizer: str | None) -> dict | None:
         return None
 
 
-def run_tokenizer(cfg: ConfigDict, workdir: str | None = None) -> str | None:
-    """The run's own tokenizer.model if any, else the SentencePiece model named by the training
-    data's manifest, if it still exists."""
-    if workdir and os.path.isfile(os.path.join(workdir, RUN_TOKENIZER)):
-        return os.path.join(workdir, RUN_TOKENIZER)
-    directory = next(iter(cfg.data.mixture.values()))["dir"] if cfg.data.get("mixture") else \
-        cfg.data.train_dir
-    try:
-        with open(os.path.join(directory, MANIFEST)) as f:
-            path = json.load(f)["tokenizer"]["path"]
-    except (OSError, KeyError, TypeError):
-        return None
-    return path if os.path.isfile(path) else None
+def run_tokenizer(workdir: str) -> str | None:
+    """The run's own tokenizer.model (training copies it there; so does from-hf), None if it has none."""
+    return rundir.tokenizer_path(workdir)

@@ -15,12 +15,11 @@ import jax
 from ml_collections import ConfigDict
 
 from llmjp_jax.config import default_config
-from llmjp_jax.interop.export import RUN_TOKENIZER
 from llmjp_jax.interop.hf import load_hf, read_hf_config
 from llmjp_jax.model import LlamaConfig
 from llmjp_jax.optim import make_optimizer
 from llmjp_jax.parallel import make_mesh
-from llmjp_jax.train import checkpoint
+from llmjp_jax.train import checkpoint, rundir
 from llmjp_jax.train.state import fresh_state, state_spec
 
 # Settings that must agree between the folder and a given config (they shape or change the model).
@@ -65,7 +64,7 @@ def initial_state(params: dict, model_cfg: LlamaConfig, cfg: ConfigDict) -> dict
 
 
 def _refuse_existing(workdir: str):
-    directory = os.path.join(workdir, "checkpoints")
+    directory = rundir.checkpoints_dir(workdir)
     if os.path.isdir(directory) and os.listdir(directory):
         raise FileExistsError(f"{directory} already holds checkpoints; choose a new --workdir.")
 
@@ -79,13 +78,13 @@ def import_hf(hf_dir: str, workdir: str, seq_len: int | None = None, base: Confi
     cfg = run_config(hf, model, seq_len, base)
     state = initial_state(params, LlamaConfig.from_dict(cfg.model), cfg)
     del params
-    manager = checkpoint.make_manager(os.path.join(workdir, "checkpoints"), cfg.train)
+    manager = checkpoint.make_manager(rundir.checkpoints_dir(workdir), cfg.train)
     try:
         checkpoint.save(manager, 0, state, None, json.loads(cfg.to_json()), force=True)
         manager.wait_until_finished()
     finally:
         manager.close()
-    tokenizer = os.path.join(hf_dir, RUN_TOKENIZER)
+    tokenizer = os.path.join(hf_dir, rundir.TOKENIZER)
     if os.path.isfile(tokenizer):
-        shutil.copyfile(tokenizer, os.path.join(workdir, RUN_TOKENIZER))
+        shutil.copyfile(tokenizer, os.path.join(workdir, rundir.TOKENIZER))
     return cfg

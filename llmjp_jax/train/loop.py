@@ -116,6 +116,8 @@ class Run:
         t = self.cfg.train
         subsets = load_mixture(self.cfg.data, self.model_cfg.padded_vocab)
         log.info("Training mixture:\n%s", mixture_table(subsets))
+        if self.main:  # load_mixture has checked that every subset has the same tokenizer
+            rundir.keep_tokenizer(self.workdir, subsets[0].manifest["tokenizer"])
         ds = train_dataset(subsets, t.seq_len, t.global_batch, t.seed, jax.process_index(),
                            jax.process_count(), self.cfg.data.packing, self.cfg.data.loader_shards)
         return iter(ds)

@@ -6,14 +6,20 @@
     events.jsonl          what the run decided or met: resumes, saves, skipped checkpoints,
                           loss spikes, rollbacks, skipped data, signals (append-only)
     tensorboard/          the metrics as TensorBoard events
+    tokenizer.model       the SentencePiece model the run trains with, copied from its training
+                          data at the start: export and generation read it here, so they need
+                          nothing outside the run folder
     LOCK                  which process trains here (host, pid), refreshed while it runs
 """
 
 import json
 import os
+import shutil
 import socket
 import time
 
+from llmjp_jax.errors import UserError
+from llmjp_jax.files import file_sha256, fsync_dir
 from llmjp_jax.log import get_logger
 
 log = get_logger()
@@ -24,10 +30,44 @@ METRICS = "metrics.jsonl"
 EVENTS = "events.jsonl"
 TENSORBOARD = "tensorboard"
 LOCK = "LOCK"
+TOKENIZER = "tokenizer.model"
 
 
 def checkpoints_dir(workdir: str) -> str:
     return os.path.join(workdir, CHECKPOINTS)
+
+
+def tokenizer_path(workdir: str) -> str | None:
+    """The run's own tokenizer, None if it has none (a run made before runs kept theirs)."""
+    path = os.path.join(workdir, TOKENIZER)
+    return path if os.path.isfile(path) else None
+
+
+def keep_tokenizer(workdir: str, source: dict):
+    """Copies the training data's tokenizer (its manifest's "tokenizer": path, sha256) into the run
+    once; later starts check that the data still uses that tokenizer.
+
+    Reason: the data folder can be re-tokenized or deleted after training, and a run read with
+    another tokenizer decodes garbage without any error.
+    """
+    path = os.path.join(workdir, TOKENIZER)
+    if os.path.isfile(path):
+        if file_sha256(path) != source["sha256"]:
+            raise UserError(
+                f"The training data was made with the tokenizer {source['path']} (sha256 "
+                f"{source['sha256'][:12]}...), but this run trains with {path} (sha256 "
+                f"{file_sha256(path)[:12]}...): its tokens would mean other text. Point data.* at shards "
+                f"made with the run's tokenizer, or use another --workdir.")
+        return
+    if not os.path.isfile(source["path"]) or file_sha256(source["path"]) != source["sha256"]:
+        log.warning("The tokenizer %s named by the training data's manifest is missing or was changed "
+                    "after the data was tokenized; the run keeps no tokenizer (export and generation "
+                    "then need --tokenizer).", source["path"])
+        return
+    os.makedirs(workdir, exist_ok=True)
+    shutil.copyfile(source["path"], path + ".tmp")
+    os.replace(path + ".tmp", path)
+    fsync_dir(workdir)
 
 
 def read_rows(path: str) -> list[dict]:
