@@ -147,6 +147,12 @@ def test_training_continues_from_an_exported_model(corpus, tmp_path):
     wrong.mesh.update(data=1, fsdp=1, tensor=1)
     with pytest.raises(ValueError, match="ffn=128, this config has 256"):
         train(wrong, str(tmp_path / "wrong"), devices=one)
+    # Fields that change the function but not the shapes are compared too (they were not).
+    wrong = small_config(corpus, steps=2, init_params_from=str(tmp_path / "hf"))
+    wrong.model.rope_theta = 500_000.0
+    wrong.mesh.update(data=1, fsdp=1, tensor=1)
+    with pytest.raises(ValueError, match="rope_theta=10000.0, this config has 500000.0"):
+        train(wrong, str(tmp_path / "wrong_rope"), devices=one)
 
 
 @pytest.mark.parametrize("change", [{}, {"num_kv_heads": 2, "tie_embeddings": True}], ids=["mha", "gqa_tied"])

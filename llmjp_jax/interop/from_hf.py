@@ -14,7 +14,7 @@ import shutil
 import jax
 from ml_collections import ConfigDict
 
-from llmjp_jax.config import default_config
+from llmjp_jax.config import ConfigError, default_config
 from llmjp_jax.interop.hf import load_hf, read_hf_config
 from llmjp_jax.model import LlamaConfig
 from llmjp_jax.optim import make_optimizer
@@ -23,8 +23,6 @@ from llmjp_jax.train import checkpoint, rundir
 from llmjp_jax.train.state import fresh_state, state_spec
 
 # Settings that must agree between the folder and a given config (they shape or change the model).
-ARCHITECTURE = ("num_layers", "hidden", "ffn", "num_heads", "num_kv_heads", "dh", "padded_vocab",
-                "tie_embeddings", "rope_theta", "norm_eps", "scaled_embed")
 
 
 def run_config(hf: dict, model: LlamaConfig, seq_len: int | None = None,
@@ -41,10 +39,10 @@ def run_config(hf: dict, model: LlamaConfig, seq_len: int | None = None,
         seq_len = seq_len or hf.get("max_position_embeddings")
     else:
         ours = LlamaConfig.from_dict(cfg.model)
-        wrong = [f"{name}={getattr(model, name)} (config: {getattr(ours, name)})" for name in ARCHITECTURE
-                 if getattr(model, name) != getattr(ours, name)]
+        wrong = [f"{name}={getattr(model, name)} (config: {getattr(ours, name)})"
+                 for name in ours.architecture_differences(model)]
         if wrong:
-            raise ValueError(f"The Hugging Face model differs from --config in {', '.join(wrong)}; set the "
+            raise ConfigError(f"The Hugging Face model differs from --config in {', '.join(wrong)}; set the "
                              f"model.* settings to match.")
     cfg.train.seq_len = int(seq_len or cfg.train.seq_len)
     cfg.train.init_from = cfg.train.init_params_from = None

@@ -9,6 +9,10 @@ from llmjp_jax.model.attention import IMPLEMENTATIONS, resolve
 ATTENTION = IMPLEMENTATIONS
 
 REMAT_POLICIES = ("none", "full", "save_dots")
+# What two models must share for one's weights to compute the same function in the other: every
+# import path (train.init_params_from, llmjp-convert from-hf --config) compares all of these.
+ARCHITECTURE = ("num_layers", "hidden", "ffn", "num_heads", "num_kv_heads", "dh", "padded_vocab",
+                "tie_embeddings", "rope_theta", "norm_eps", "scaled_embed")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
@@ -56,6 +60,10 @@ class LlamaConfig:
     @property
     def compute_dtype(self):
         return DTYPES[self.dtype]
+
+    def architecture_differences(self, other: "LlamaConfig") -> list[str]:
+        """The ARCHITECTURE fields where `other` differs from this config."""
+        return [name for name in ARCHITECTURE if getattr(other, name) != getattr(self, name)]
 
     def layer_params(self) -> int:
         attn = self.hidden * self.dh * (2 * self.num_heads + 2 * self.num_kv_heads)

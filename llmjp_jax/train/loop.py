@@ -320,13 +320,10 @@ def imported_params(folder: str, model_cfg: LlamaConfig, spec) -> dict:
     from llmjp_jax.interop.hf import load_hf
 
     params, hf_cfg = load_hf(folder)
-    fields = ("num_layers", "hidden", "ffn", "num_heads", "num_kv_heads", "dh", "padded_vocab",
-              "tie_embeddings")
-    for name in fields:
-        ours, theirs = getattr(model_cfg, name), getattr(hf_cfg, name)
-        if ours != theirs:
-            raise ValueError(f"train.init_params_from={folder}: the model there has {name}={theirs}, "
-                             f"this config has {ours}; set the model.* settings to match.")
+    for name in model_cfg.architecture_differences(hf_cfg):
+        raise ConfigError(f"train.init_params_from={folder}: the model there has {name}="
+                          f"{getattr(hf_cfg, name)}, this config has {getattr(model_cfg, name)}; set the "
+                          f"model.* settings to match.")
     log.info("Initialising parameters from %s (fresh optimizer state)", folder)
     return jax.device_put(params, spec.shardings["params"])
 
