@@ -114,9 +114,13 @@ def test_help_lists_the_commands_own_flags(module):
      "matches no file"),
     (["llmjp_jax.cli.plot", "no/such/run"], "no/such/run"),
     (["llmjp_jax.cli.train", "--config=configs/tiny.py", "--dry_run", "--target=v9z-8"], "v9z-8"),
+    (["llmjp_jax.cli.train", "--config=configs/tiny.py", "--config.data.train_dir=/nowhere/train",
+      "--workdir={tmp}/run"], "(set by data.train_dir)"),
+    (["llmjp_jax.cli.spm_train", "--input=data/sample/train/en.jsonl", "--model_prefix={tmp}/spm",
+      "--vocab_size=32000"], "set --vocab_size to at most"),
 ])
 def test_a_users_mistake_is_one_message_and_exit_2(args, says, tmp_path):
-    out = _run(*args)
+    out = _run(*(arg.replace("{tmp}", str(tmp_path)) for arg in args))
     said = out.stdout + out.stderr
     assert out.returncode == 2, said[-2000:]
     assert says in said and "Traceback" not in said, said[-2000:]

@@ -26,8 +26,8 @@ from llmjp_jax.data.shards import decode_record
 
 
 def _documents(shard_dir: str, vocab_rows: int | None, training: bool = False,
-               verify: str = "size") -> grain.MapDataset:
-    manifest = load_manifest(shard_dir, vocab_rows, verify)
+               verify: str = "size", setting: str = "") -> grain.MapDataset:
+    manifest = load_manifest(shard_dir, vocab_rows, verify, setting)
     check_level(shard_dir, manifest.get("release_level", ""), training)
     return _source(shard_dir, manifest)
 
@@ -233,7 +233,7 @@ def eval_batches(shard_dir: str, seq_len: int, global_batch: int, num_batches: i
     Sharded like training data (documents in file order), so the evaluated global batches
     do not depend on the number of processes.
     """
-    docs = _documents(shard_dir, vocab_rows, verify=verify)
+    docs = _documents(shard_dir, vocab_rows, verify=verify, setting="data.eval_dir")
     rows = _sharded(docs, seq_len, global_batch, shards, process_index, process_count, packing,
                     repeat=False)
     batches = list(itertools.islice(rows, num_batches))

@@ -35,11 +35,11 @@ class Subset:
         return self.manifest["tokens"]
 
 
-def _subset(name: str, spec, vocab_rows: int | None, verify: str) -> Subset:
+def _subset(name: str, spec, vocab_rows: int | None, verify: str, setting: str) -> Subset:
     repeats = float(spec.get("repeats", 1.0))
     if not repeats > 0:
         raise ValueError(f"data.mixture.{name}.repeats={repeats} must be positive.")
-    manifest = load_manifest(spec["dir"], vocab_rows, verify)
+    manifest = load_manifest(spec["dir"], vocab_rows, verify, setting)
     subset = Subset(name, spec["dir"], repeats, manifest)
     declared = spec.get("level")
     if declared and declared != subset.level:
@@ -59,9 +59,12 @@ def check_level(name: str, level: str, training: bool):
 
 def load_mixture(data_cfg, vocab_rows: int | None = None) -> list[Subset]:
     """The training subsets from `data.mixture`, or `data.train_dir` as a single subset."""
-    specs = dict(data_cfg.mixture) if data_cfg.get("mixture") else {"train": {"dir": data_cfg.train_dir}}
+    mixed = bool(data_cfg.get("mixture"))
+    specs = dict(data_cfg.mixture) if mixed else {"train": {"dir": data_cfg.train_dir}}
     verify = data_cfg.get("verify_shards", "size")
-    subsets = [_subset(name, spec, vocab_rows, verify) for name, spec in sorted(specs.items())]
+    subsets = [_subset(name, spec, vocab_rows, verify,
+                       f"data.mixture.{name}.dir" if mixed else "data.train_dir")
+               for name, spec in sorted(specs.items())]
     for s in subsets:
         check_level(s.name, s.level, training=True)
     tokenizers = {s.manifest["tokenizer"]["sha256"] for s in subsets}

@@ -1,12 +1,14 @@
 """SentencePiece tokenizer: training with LLM-jp's settings, loading, batched encoding."""
 
 import os
+import re
 import tempfile
 
 import numpy as np
 import sentencepiece as spm
 
 from llmjp_jax.data.readers import iter_documents
+from llmjp_jax.errors import UserError
 from llmjp_jax.files import file_sha256
 
 
@@ -57,14 +59,26 @@ def train_tokenizer(inputs: list[str], model_prefix: str, vocab_size: int, text_
                     if line.strip():
                         tmp.write(line + "\n")
     try:
+        _train(tmp.name, model_prefix, vocab_size, user_defined_symbols, num_threads, max_sentences)
+    finally:
+        os.unlink(tmp.name)
+    return model_prefix + ".model"
+
+
+def _train(text_file: str, model_prefix: str, vocab_size: int, user_defined_symbols: tuple[str, ...],
+           num_threads: int, max_sentences: int):
+    try:
         spm.SentencePieceTrainer.train(
-            input=tmp.name, model_prefix=model_prefix, model_type="unigram",
+            input=text_file, model_prefix=model_prefix, model_type="unigram",
             vocab_size=vocab_size, byte_fallback=True, split_digits=True,
             normalization_rule_name="identity", remove_extra_whitespaces=False,
             allow_whitespace_only_pieces=True, character_coverage=0.9995,
             user_defined_symbols=list(user_defined_symbols), unk_id=0, bos_id=1, eos_id=2,
             pad_id=-1, num_threads=num_threads, input_sentence_size=max_sentences,
             shuffle_input_sentence=True, max_sentence_length=1 << 16, minloglevel=2)
-    finally:
-        os.unlink(tmp.name)
-    return model_prefix + ".model"
+    except RuntimeError as e:
+        largest = re.search(r"Vocabulary size too high \(\d+\)\. Please set it to a value <= (\d+)", str(e))
+        if largest is None:
+            raise
+        raise UserError(f"vocab_size={vocab_size} is more pieces than this corpus can make: set "
+                        f"--vocab_size to at most {largest.group(1)}, or train on more text.") from None
