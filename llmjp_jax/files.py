@@ -48,3 +48,10 @@ def fsync_dir(folder: str):
 def fsync_file(path: str):
     with open(path, "rb") as f:
         os.fsync(f.fileno())
+
+
+def with_default_mode(path: str):
+    """Gives a file the mode a plain open() would (0666 less the umask), like its neighbours."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)

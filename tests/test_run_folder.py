@@ -46,6 +46,8 @@ def test_export_and_generation_use_the_runs_tokenizer_after_the_data_is_gone(cor
                          timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert file_sha256(str(tmp_path / "hf" / "tokenizer.model")) == trained_with
+    modes = {name: os.stat(tmp_path / "hf" / name).st_mode & 0o777 for name in os.listdir(tmp_path / "hf")}
+    assert len(set(modes.values())) == 1, f"exported files differ in mode: {modes}"
 
 
 def test_a_run_refuses_data_made_with_another_tokenizer(corpus, tmp_path):

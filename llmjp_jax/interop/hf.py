@@ -19,6 +19,7 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
+from llmjp_jax.files import with_default_mode
 from llmjp_jax.model.config import LlamaConfig
 
 INDEX = "model.safetensors.index.json"
@@ -125,6 +126,7 @@ def write_shards(shards: Iterable[dict[str, np.ndarray]], count: int, out_dir: s
         name = shard_file(len(names), count)
         shard = {k: v.astype(np.float32, copy=False) for k, v in shard.items()}
         save_file(shard, os.path.join(out_dir, name), metadata={"format": "pt"})
+        with_default_mode(os.path.join(out_dir, name))  # safetensors writes 0600
         weight_map.update(dict.fromkeys(shard, name))
         total += sum(v.nbytes for v in shard.values())
         names.append(name)
