@@ -10,13 +10,14 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
+from llmjp_jax.files import file_sha256
 from llmjp_jax.interop import checkpoint_params, hf
 from llmjp_jax.interop.export import export_hf, read_run
 from llmjp_jax.interop.hf import save_hf
 from llmjp_jax.model import LlamaConfig
 from llmjp_jax.optim import make_optimizer
 from llmjp_jax.parallel import make_mesh
-from llmjp_jax.train import checkpoint
+from llmjp_jax.train import checkpoint, rundir
 from llmjp_jax.train.state import init_state, state_spec
 
 from .conftest import small_config
@@ -46,6 +47,9 @@ def run(corpus, tmp_path):
     checkpoint.save(manager, 7, state, {}, json.loads(cfg.to_json()), force=True)
     manager.wait_until_finished()
     manager.close()
+    # What training also leaves in a run: the tokenizer it trained with.
+    rundir.keep_tokenizer(str(tmp_path / "run"), {"path": corpus["tokenizer"],
+                                                 "sha256": file_sha256(corpus["tokenizer"])})
     return str(tmp_path / "run"), cfg, spec
 
 
