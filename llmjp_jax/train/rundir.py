@@ -19,7 +19,7 @@ import socket
 import time
 
 from llmjp_jax.errors import UserError
-from llmjp_jax.files import file_sha256, fsync_dir
+from llmjp_jax.files import file_sha256, fsync_dir, write_atomic
 from llmjp_jax.log import get_logger
 
 log = get_logger()
@@ -96,12 +96,7 @@ def read_rows(path: str) -> list[dict]:
 
 def write_rows(path: str, rows: list[dict]):
     """Replaces the file with `rows`, atomically (a crash leaves the old or the new file)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(r) + "\n" for r in rows)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def append_row(path: str, row: dict):
