@@ -5,6 +5,7 @@ needs. `validate` runs once, before anything is allocated, and its errors name
 the setting to change.
 """
 
+import dataclasses
 import math
 
 from ml_collections import ConfigDict, config_dict
@@ -12,20 +13,27 @@ from ml_collections import ConfigDict, config_dict
 from llmjp_jax.data.loader import LOADER_SHARDS, PACKINGS
 from llmjp_jax.data.manifest import VERIFY
 from llmjp_jax.errors import UserError
-from llmjp_jax.model.config import ATTENTION, DTYPES, REMAT_POLICIES, LlamaConfig
+from llmjp_jax.model.config import ATTENTION, DERIVED_FIELDS, DTYPES, REMAT_POLICIES, LlamaConfig
 from llmjp_jax.optim import DECAY_SHAPES, SCHEDULES, wsd_decay_start
 from llmjp_jax.parallel.mesh import dcn_degrees, resolve_degrees
 from llmjp_jax.parallel.pipeline import schedule_from_config
 from llmjp_jax.train.guard import parse_ranges
 
+# The shape of the default model (a tiny one); every other model.* default is LlamaConfig's own.
+TINY_MODEL = dict(vocab_size=32_000, num_layers=2, hidden=128, ffn=384, num_heads=4, num_kv_heads=4)
+
+
+def model_defaults() -> dict:
+    """config.model: TINY_MODEL plus LlamaConfig's defaults (the one place they are written)."""
+    fields = dataclasses.fields(LlamaConfig)
+    defaults = {f.name: f.default for f in fields if f.name not in DERIVED_FIELDS
+                and f.default is not dataclasses.MISSING}
+    return {**TINY_MODEL, **defaults}
+
 
 def default_config() -> ConfigDict:
     c = ConfigDict()
-    c.model = dict(
-        vocab_size=32_000, vocab_multiple=128, num_layers=2, hidden=128, ffn=384,
-        num_heads=4, num_kv_heads=4, head_dim=0, rope_theta=10_000.0, norm_eps=1e-5,
-        tie_embeddings=False, init_std=0.02, scaled_embed=False, dtype="float32",
-        remat="full", scan=True, attention="xla")
+    c.model = model_defaults()
     c.optim = dict(
         peak_lr=3e-4, min_lr_ratio=0.1, warmup_steps=100, schedule="cosine",
         decay_steps=0, decay_shape="minus_sqrt", decay_start=config_dict.placeholder(int),

@@ -80,6 +80,20 @@ def test_sharded_export_has_an_index(tmp_path):
                                atol=1e-4, rtol=1e-4)
 
 
+def test_a_missing_or_misshapen_tensor_is_named(tmp_path):
+    save_hf(_random_params(BASE), BASE, str(tmp_path), max_positions=64)
+    from safetensors.numpy import load_file, save_file
+    tensors = load_file(str(tmp_path / "model.safetensors"))
+    name = "model.layers.1.self_attn.k_proj.weight"
+    bad = {**tensors, name: tensors[name][:, :-1]}
+    save_file(bad, str(tmp_path / "model.safetensors"))
+    with pytest.raises(ValueError, match=rf"{name} has shape \(64, 63\), config.json implies \(64, 64\)"):
+        load_hf(str(tmp_path))
+    save_file({k: v for k, v in tensors.items() if k != name}, str(tmp_path / "model.safetensors"))
+    with pytest.raises(ValueError, match=f"{name} is missing"):
+        load_hf(str(tmp_path))
+
+
 def test_scaled_embedding_cannot_be_exported(tmp_path):
     cfg = dataclasses.replace(BASE, scaled_embed=True)
     with pytest.raises(ValueError, match="model.scaled_embed"):

@@ -83,7 +83,9 @@ def _full_row(row: dict[str, np.ndarray]) -> bool:
     return bool(row["real"].all())
 
 
-PACKINGS = ("concat", "first_fit")
+# The arrays each packing puts in a batch, every one [batch, seq_len + 1] int32.
+BATCH_KEYS = {"concat": ("tokens",), "first_fit": ("tokens", "segment_ids", "positions")}
+PACKINGS = tuple(BATCH_KEYS)
 
 
 def _pack(docs: grain.IterDataset, seq_len: int, batch: int, packing: str = "concat") -> grain.IterDataset:

@@ -19,6 +19,7 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
+from llmjp_jax.errors import MissingFileError, UserError
 from llmjp_jax.files import with_default_mode
 from llmjp_jax.model.config import LlamaConfig
 
@@ -28,13 +29,20 @@ SHARD_BYTES = 5 * 2**30
 DEFAULT_SPECIAL_IDS = {"bos_token_id": 1, "eos_token_id": 2}
 
 
+class HFFolderError(UserError):
+    """A Hugging Face folder (or a model) that cannot be read or written as LlamaForCausalLM."""
+
+
 @dataclasses.dataclass(frozen=True)
 class HFTensor:
-    """One Hugging Face tensor: `to_hf(our_param[layer])` (the whole parameter if layer is None)."""
+    """One Hugging Face tensor: `to_hf(our_param[layer])` (the whole parameter if layer is None),
+    its shape in the HF folder, and `from_hf`, the inverse of `to_hf`."""
     name: str
     path: tuple[str, ...]
     layer: int | None
+    shape: tuple[int, ...]
     to_hf: Callable[[np.ndarray], np.ndarray]
+    from_hf: Callable[[np.ndarray], np.ndarray]
 
 
 def _same(x):
@@ -45,31 +53,39 @@ def _transposed(x):
     return x.T
 
 
-def _layer_tensors(i: int, cfg: LlamaConfig) -> list[HFTensor]:
-    d, q_out = cfg.hidden, cfg.num_heads * cfg.dh
-    p = f"model.layers.{i}."
-    rows = [
-        ("self_attn.q_proj", ("attn", "wq"), lambda w: w.reshape(d, -1).T),
-        ("self_attn.k_proj", ("attn", "wk"), lambda w: w.reshape(d, -1).T),
-        ("self_attn.v_proj", ("attn", "wv"), lambda w: w.reshape(d, -1).T),
-        ("self_attn.o_proj", ("attn", "wo"), lambda w: w.reshape(q_out, d).T),
-        ("mlp.gate_proj", ("mlp", "w_gate"), _transposed),
-        ("mlp.up_proj", ("mlp", "w_up"), _transposed),
-        ("mlp.down_proj", ("mlp", "w_down"), _transposed),
-        ("input_layernorm", ("attn_norm", "scale"), _same),
-        ("post_attention_layernorm", ("mlp_norm", "scale"), _same),
+def _heads(d: int, heads: int, dh: int):
+    """q/k/v: ours [hidden, heads, head_dim], HF [heads * head_dim, hidden]."""
+    return (heads * dh, d), lambda w: w.reshape(d, -1).T, lambda w: w.T.reshape(d, heads, dh)
+
+
+def _layer_rows(cfg: LlamaConfig) -> list[tuple]:
+    """(HF name within a layer, our path within blocks, HF shape, to_hf, from_hf): the one table."""
+    d, h, kv, dh, f = cfg.hidden, cfg.num_heads, cfg.num_kv_heads, cfg.dh, cfg.ffn
+    out_proj = ((d, h * dh), lambda w: w.reshape(h * dh, d).T, lambda w: w.T.reshape(h, dh, d))
+    return [
+        ("self_attn.q_proj", ("attn", "wq"), *_heads(d, h, dh)),
+        ("self_attn.k_proj", ("attn", "wk"), *_heads(d, kv, dh)),
+        ("self_attn.v_proj", ("attn", "wv"), *_heads(d, kv, dh)),
+        ("self_attn.o_proj", ("attn", "wo"), *out_proj),
+        ("mlp.gate_proj", ("mlp", "w_gate"), (f, d), _transposed, _transposed),
+        ("mlp.up_proj", ("mlp", "w_up"), (f, d), _transposed, _transposed),
+        ("mlp.down_proj", ("mlp", "w_down"), (d, f), _transposed, _transposed),
+        ("input_layernorm", ("attn_norm", "scale"), (d,), _same, _same),
+        ("post_attention_layernorm", ("mlp_norm", "scale"), (d,), _same, _same),
     ]
-    return [HFTensor(f"{p}{name}.weight", ("blocks", *path), i, fn) for name, path, fn in rows]
 
 
 def hf_tensors(cfg: LlamaConfig) -> list[HFTensor]:
     """Every tensor of the HF model, in the order they are written."""
-    out = [HFTensor("model.embed_tokens.weight", ("embed",), None, _same)]
+    v, d = cfg.padded_vocab, cfg.hidden
+    out = [HFTensor("model.embed_tokens.weight", ("embed",), None, (v, d), _same, _same)]
+    rows = _layer_rows(cfg)
     for i in range(cfg.num_layers):
-        out += _layer_tensors(i, cfg)
-    out.append(HFTensor("model.norm.weight", ("final_norm", "scale"), None, _same))
+        out += [HFTensor(f"model.layers.{i}.{name}.weight", ("blocks", *path), i, shape, to_hf, from_hf)
+                for name, path, shape, to_hf, from_hf in rows]
+    out.append(HFTensor("model.norm.weight", ("final_norm", "scale"), None, (d,), _same, _same))
     if not cfg.tie_embeddings:
-        out.append(HFTensor("lm_head.weight", ("head",), None, _transposed))
+        out.append(HFTensor("lm_head.weight", ("head",), None, (v, d), _transposed, _transposed))
     return out
 
 
@@ -141,7 +157,7 @@ def write_shards(shards: Iterable[dict[str, np.ndarray]], count: int, out_dir: s
 
 def hf_config(cfg: LlamaConfig, max_positions: int, dtype: str = "float32") -> dict:
     if cfg.scaled_embed:
-        raise ValueError("model.scaled_embed=True has no Hugging Face Llama equivalent; "
+        raise HFFolderError("model.scaled_embed=True has no Hugging Face Llama equivalent; "
                          "a model trained with it cannot be exported as LlamaForCausalLM.")
     return {
         "architectures": ["LlamaForCausalLM"], "model_type": "llama",
@@ -183,21 +199,21 @@ def read_hf_config(folder: str) -> dict:
     """config.json of a Hugging Face Llama folder; errors name the file and what is wrong."""
     path = os.path.join(folder, "config.json")
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"Hugging Face folder {folder} does not exist.")
+        raise MissingFileError(f"Hugging Face folder {folder} does not exist.")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found: a Hugging Face model folder needs its config.json.")
+        raise MissingFileError(f"{path} not found: a Hugging Face model folder needs its config.json.")
     try:
         with open(path, encoding="utf-8") as f:
             hf = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not valid JSON ({e}).") from e
+        raise HFFolderError(f"{path} is not valid JSON ({e}).") from e
     if not isinstance(hf, dict) or hf.get("model_type") != "llama":
         kind = hf.get("model_type") if isinstance(hf, dict) else None
-        raise ValueError(f"{path} has model_type={kind!r}, not 'llama'.")
+        raise HFFolderError(f"{path} has model_type={kind!r}, not 'llama'.")
     missing = [k for k in ("vocab_size", "num_hidden_layers", "hidden_size", "intermediate_size",
                            "num_attention_heads") if k not in hf]
     if missing:
-        raise ValueError(f"{path} lacks {', '.join(missing)}.")
+        raise HFFolderError(f"{path} lacks {', '.join(missing)}.")
     return hf
 
 
@@ -214,9 +230,9 @@ def _weight_files(folder: str) -> list[str]:
             with open(index, encoding="utf-8") as f:
                 return sorted(set(json.load(f)["weight_map"].values()))
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
-            raise ValueError(f"{index} is not a valid safetensors index ({e!r}).") from e
+            raise HFFolderError(f"{index} is not a valid safetensors index ({e!r}).") from e
     if not os.path.exists(os.path.join(folder, SINGLE)):
-        raise FileNotFoundError(f"{folder} has neither {SINGLE} nor {INDEX}: no weights to read "
+        raise MissingFileError(f"{folder} has neither {SINGLE} nor {INDEX}: no weights to read "
                                 "(only safetensors are supported).")
     return [SINGLE]
 
@@ -226,67 +242,42 @@ def _read_tensors(folder: str) -> dict[str, np.ndarray]:
     for name in _weight_files(folder):
         path = os.path.join(folder, name)
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path} not found (listed in {INDEX}).")
+            raise MissingFileError(f"{path} not found (listed in {INDEX}).")
         try:
             tensors.update(load_file(path))
         except (SafetensorError, OSError, ValueError) as e:
-            raise ValueError(f"{path} is not a readable safetensors file ({e}).") from e
+            raise HFFolderError(f"{path} is not a readable safetensors file ({e}).") from e
     return tensors
-
-
-def _expected_shapes(cfg: LlamaConfig) -> dict[str, tuple[int, ...]]:
-    d, q, kv = cfg.hidden, cfg.num_heads * cfg.dh, cfg.num_kv_heads * cfg.dh
-    shapes = {"model.embed_tokens.weight": (cfg.padded_vocab, d), "model.norm.weight": (d,),
-              "lm_head.weight": (cfg.padded_vocab, d)}
-    per_layer = {"self_attn.q_proj": (q, d), "self_attn.k_proj": (kv, d), "self_attn.v_proj": (kv, d),
-                 "self_attn.o_proj": (d, q), "mlp.gate_proj": (cfg.ffn, d), "mlp.up_proj": (cfg.ffn, d),
-                 "mlp.down_proj": (d, cfg.ffn), "input_layernorm": (d,), "post_attention_layernorm": (d,)}
-    for i in range(cfg.num_layers):
-        shapes.update({f"model.layers.{i}.{k}.weight": v for k, v in per_layer.items()})
-    return shapes
 
 
 def check_tensors(t: dict[str, np.ndarray], cfg: LlamaConfig, folder: str = "the Hugging Face folder"):
     """Every tensor the config needs is there with its shape; errors name the tensor."""
-    shapes = _expected_shapes(cfg)
-    if cfg.tie_embeddings:
-        del shapes["lm_head.weight"]
-    for name, shape in shapes.items():
-        if name not in t:
-            raise ValueError(f"{folder}: tensor {name} is missing from the safetensors files.")
-        if tuple(t[name].shape) != shape:
-            raise ValueError(f"{folder}: tensor {name} has shape {tuple(t[name].shape)}, config.json "
-                             f"implies {shape}.")
+    for want in hf_tensors(cfg):
+        if want.name not in t:
+            raise HFFolderError(f"{folder}: tensor {want.name} is missing from the safetensors files.")
+        if tuple(t[want.name].shape) != want.shape:
+            raise HFFolderError(f"{folder}: tensor {want.name} has shape {tuple(t[want.name].shape)}, "
+                             f"config.json implies {want.shape}.")
 
 
 def from_hf_tensors(t: dict[str, np.ndarray], cfg: LlamaConfig,
                     folder: str = "the Hugging Face folder") -> dict:
+    """HF tensors -> our parameter dict (float32), each converted by its table row's `from_hf`."""
     check_tensors(t, cfg, folder)
-    d, dh, h, kv = cfg.hidden, cfg.dh, cfg.num_heads, cfg.num_kv_heads
-    f32 = lambda x: np.asarray(x, np.float32)  # noqa: E731
-
-    def stack(suffix, fn):
-        return np.stack([fn(f32(t[f"model.layers.{i}.{suffix}"])) for i in range(cfg.num_layers)])
-
-    params = {
-        "embed": f32(t["model.embed_tokens.weight"]),
-        "final_norm": {"scale": f32(t["model.norm.weight"])},
-        "blocks": {
-            "attn": {
-                "wq": stack("self_attn.q_proj.weight", lambda w: w.T.reshape(d, h, dh)),
-                "wk": stack("self_attn.k_proj.weight", lambda w: w.T.reshape(d, kv, dh)),
-                "wv": stack("self_attn.v_proj.weight", lambda w: w.T.reshape(d, kv, dh)),
-                "wo": stack("self_attn.o_proj.weight", lambda w: w.T.reshape(h, dh, d)),
-            },
-            "mlp": {
-                "w_gate": stack("mlp.gate_proj.weight", lambda w: w.T),
-                "w_up": stack("mlp.up_proj.weight", lambda w: w.T),
-                "w_down": stack("mlp.down_proj.weight", lambda w: w.T),
-            },
-            "attn_norm": {"scale": stack("input_layernorm.weight", lambda w: w)},
-            "mlp_norm": {"scale": stack("post_attention_layernorm.weight", lambda w: w)},
-        },
-    }
-    if not cfg.tie_embeddings:
-        params["head"] = f32(t["lm_head.weight"]).T.copy()
+    layers: dict[tuple[str, ...], list[np.ndarray]] = {}
+    params: dict = {}
+    for want in hf_tensors(cfg):
+        value = np.ascontiguousarray(want.from_hf(np.asarray(t[want.name], np.float32)))
+        if want.layer is None:
+            _put(params, want.path, value)
+        else:
+            layers.setdefault(want.path, []).append(value)
+    for path, values in layers.items():
+        _put(params, path, np.stack(values))
     return params
+
+
+def _put(params: dict, path: tuple[str, ...], value: np.ndarray):
+    for key in path[:-1]:
+        params = params.setdefault(key, {})
+    params[path[-1]] = value

@@ -3,14 +3,14 @@
 The pieces of a new SentencePiece model that the old one lacks are appended to
 the old model (old ids keep their meaning). Each new embedding row and output
 row starts as the mean of the old rows of the pieces the old tokenizer splits
-that string into; rows are padded to a multiple of 128.
+that string into; rows are padded as the model pads them (model/config.padded_rows).
 """
 
 import numpy as np
 import sentencepiece as spm
 from sentencepiece import sentencepiece_model_pb2 as pb
 
-PAD_MULTIPLE = 128
+from llmjp_jax.model.config import padded_rows
 
 
 def merge_tokenizers(old_path: str, new_path: str, out_path: str) -> list[str]:
@@ -42,10 +42,10 @@ def _mean_rows(rows_VxD: np.ndarray, old: spm.SentencePieceProcessor, pieces: li
 
 
 def extend_params(params: dict, old_tokenizer: str, added: list[str], old_vocab: int) -> dict:
-    """Parameters with rows for `added` after the old tokenizer's ids, padded to 128."""
+    """Parameters with rows for `added` after the old tokenizer's ids, padded as the model pads."""
     old = spm.SentencePieceProcessor(model_file=old_tokenizer)
     size = old_vocab + len(added)
-    padded = -(-size // PAD_MULTIPLE) * PAD_MULTIPLE
+    padded = padded_rows(size)
 
     def grow(rows_VxD):
         new_rows = _mean_rows(rows_VxD, old, added)

@@ -13,7 +13,15 @@ REMAT_POLICIES = ("none", "full", "save_dots")
 # import path (train.init_params_from, llmjp-convert from-hf --config) compares all of these.
 ARCHITECTURE = ("num_layers", "hidden", "ffn", "num_heads", "num_kv_heads", "dh", "padded_vocab",
                 "tie_embeddings", "rope_theta", "norm_eps", "scaled_embed")
+# Set from the others for the devices a model runs on (for_platform), never by a preset.
+DERIVED_FIELDS = ("interpret_kernels",)
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+VOCAB_MULTIPLE = 128  # Embedding rows are padded to a multiple of this (tensor-parallel friendly).
+
+
+def padded_rows(vocab_size: int, multiple: int = VOCAB_MULTIPLE) -> int:
+    """Embedding rows for `vocab_size` ids: the next multiple of `multiple`."""
+    return -(-vocab_size // multiple) * multiple
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,7 +33,7 @@ class LlamaConfig:
     num_heads: int
     num_kv_heads: int
     head_dim: int = 0  # 0 means hidden // num_heads.
-    vocab_multiple: int = 128  # Embedding rows are padded to a multiple of this.
+    vocab_multiple: int = VOCAB_MULTIPLE
     rope_theta: float = 10_000.0
     norm_eps: float = 1e-5
     tie_embeddings: bool = False
@@ -54,8 +62,7 @@ class LlamaConfig:
 
     @property
     def padded_vocab(self) -> int:
-        m = self.vocab_multiple
-        return -(-self.vocab_size // m) * m
+        return padded_rows(self.vocab_size, self.vocab_multiple)
 
     @property
     def compute_dtype(self):

@@ -22,7 +22,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from llmjp_jax.config import ConfigError, validate
-from llmjp_jax.data.loader import eval_batches, train_dataset
+from llmjp_jax.data.loader import BATCH_KEYS, eval_batches, train_dataset
 from llmjp_jax.data.manifest import ShardError
 from llmjp_jax.data.mixture import load_mixture, mixture_table
 from llmjp_jax.log import get_logger
@@ -210,8 +210,7 @@ class Run:
         step = make_train_step(spec.graphdef, self.tx, self.schedule, t.microbatches, t.z_loss,
                                self.pipeline, t.loss_chunk, t.spike, math.log(self.model_cfg.padded_vocab))
         row = jax.ShapeDtypeStruct((t.global_batch, t.seq_len + 1), np.int32, sharding=self.batch_sharding)
-        keys = ("tokens",) + (("segment_ids", "positions") if self.cfg.data.packing == "first_fit" else ())
-        batch = {k: row for k in keys}
+        batch = dict.fromkeys(BATCH_KEYS[self.cfg.data.packing], row)
         batch["stop"] = jax.ShapeDtypeStruct((t.global_batch,), np.int32, sharding=self.batch_sharding)
         start = time.perf_counter()
         jitted = jax.jit(step, out_shardings=(spec.shardings, None), donate_argnums=0)
