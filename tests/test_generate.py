@@ -56,6 +56,7 @@ def test_cli_generates_from_a_run_and_prints_ids(corpus, tmp_path):
     import jax
 
     from llmjp_jax.data.tokenizer import Tokenizer
+    from llmjp_jax.errors import MissingFileError
     from llmjp_jax.interop.export import read_run
     from llmjp_jax.train.loop import train
 
@@ -70,6 +71,8 @@ def test_cli_generates_from_a_run_and_prints_ids(corpus, tmp_path):
     assert out.returncode == 0, out.stderr
     ids = json.loads(out.stdout.strip().splitlines()[-1])
     params, saved, _ = read_run(str(tmp_path))
+    with pytest.raises(MissingFileError, match="--step=2: .* has checkpoints at steps 3"):
+        read_run(str(tmp_path), step=2)
     tok = Tokenizer(corpus["tokenizer"])
     model = nnx.merge(nnx.graphdef(Llama(LlamaConfig.from_dict(saved.model), nnx.Rngs(0))), params)
     expected = Generator(model).generate([[tok.bos_id, *tok.sp.encode("今日は")]], 6, tok.eos_id)

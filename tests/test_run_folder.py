@@ -57,3 +57,21 @@ def test_a_run_refuses_data_made_with_another_tokenizer(corpus, tmp_path):
     rundir.keep_tokenizer(run, source)  # a resume on the same data: accepted
     with pytest.raises(UserError, match="other text"):
         rundir.keep_tokenizer(run, {"path": "/elsewhere/spm.model", "sha256": "0" * 64})
+
+
+def test_a_held_out_set_made_with_another_tokenizer_is_refused_before_compiling(corpus, tmp_path,
+                                                                               monkeypatch):
+    """Only the vocabulary size was compared: an eval set from another tokenizer gave a loss that
+    means nothing. It is refused, naming data.eval_dir, before the step is compiled."""
+    from llmjp_jax.data.manifest import ShardError
+    from llmjp_jax.train.loop import Run
+
+    other = train_tokenizer([os.path.join(SAMPLE, "train", "en.jsonl")], str(tmp_path / "other"), 500)
+    tokenize_files(sorted(glob.glob(os.path.join(SAMPLE, "heldout", "*.jsonl"))), str(tmp_path / "eval"),
+                   Tokenizer(other))
+    cfg = small_config(corpus, steps=2, eval_every=1)
+    cfg.data.eval_dir = str(tmp_path / "eval")
+    cfg.mesh.update(data=1, fsdp=1, tensor=1)
+    monkeypatch.setattr(Run, "compile_step", lambda self: pytest.fail("compiled before checking data"))
+    with pytest.raises(ShardError, match=r"data.eval_dir=.* was tokenized with .*other"):
+        train(cfg, str(tmp_path / "run"), devices=jax.devices()[:1])

@@ -93,6 +93,7 @@ COMMANDS = {  # module -> flags it must list in --help
     "llmjp_jax.cli.convert": ["--workdir", "--output", "--hf_dir"],
     "llmjp_jax.cli.generate": ["--workdir"],
     "llmjp_jax.cli.plot": ["--output", "--x"],
+    "llmjp_jax.cli.ablate": ["--factors", "--runs", "--generators", "--plan", "--metric"],
 }
 
 
@@ -118,9 +119,18 @@ def test_help_lists_the_commands_own_flags(module):
       "--workdir={tmp}/run"], "(set by data.train_dir)"),
     (["llmjp_jax.cli.spm_train", "--input=data/sample/train/en.jsonl", "--model_prefix={tmp}/spm",
       "--vocab_size=32000"], "set --vocab_size to at most"),
+    (["llmjp_jax.cli.train", "--config=configs/tiny.py", "--config.train.stpes=10", "--workdir={tmp}/r"],
+     '--config.train.stpes=10: no such setting; Did you mean "steps"'),
+    (["llmjp_jax.cli.train", "--config=configs/tinny.py", "--workdir={tmp}/r"],
+     "--config=configs/tinny.py: no such file"),
+    (["llmjp_jax.cli.train", "--config=configs/tiny.py", "--workdir=README.md"],
+     "--workdir=README.md is a file"),
+    (["llmjp_jax.cli.generate", "--workdir={tmp}", "--prompt=a"], "holds no complete checkpoint"),
+    (["llmjp_jax.cli.convert", "to-hf", "--workdir={tmp}/none", "--output={tmp}/hf"],
+     "--workdir={tmp}/none does not exist"),
 ])
 def test_a_users_mistake_is_one_message_and_exit_2(args, says, tmp_path):
     out = _run(*(arg.replace("{tmp}", str(tmp_path)) for arg in args))
     said = out.stdout + out.stderr
     assert out.returncode == 2, said[-2000:]
-    assert says in said and "Traceback" not in said, said[-2000:]
+    assert says.replace("{tmp}", str(tmp_path)) in said and "Traceback" not in said, said[-2000:]

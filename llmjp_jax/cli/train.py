@@ -24,9 +24,9 @@ import json  # noqa: E402
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from llmjp_jax.cli.common import run  # noqa: E402
+from llmjp_jax.cli.common import config_or_usage, run  # noqa: E402
 from llmjp_jax.config import ConfigError  # noqa: E402
-from llmjp_jax.log import get_logger, quiet_libraries  # noqa: E402
+from llmjp_jax.log import get_logger  # noqa: E402
 
 log = get_logger()
 
@@ -53,10 +53,7 @@ _CPU_DEVICES = flags.DEFINE_integer(
 
 def _main(argv):
     del argv
-    quiet_libraries()
-    cfg = _CONFIG.value
-    if cfg is None:
-        raise app.UsageError("--config is required, e.g. --config=configs/tiny.py")
+    cfg = config_or_usage(_CONFIG, "configs/tiny.py")
     try:
         if _TARGET.value and not _DRY_RUN.value:
             raise app.UsageError("--target compiles for other hardware: it needs --dry_run.")

@@ -11,6 +11,7 @@ import shutil
 import orbax.checkpoint as ocp
 from ml_collections import ConfigDict
 
+from llmjp_jax.errors import MissingFileError
 from llmjp_jax.interop import hf
 from llmjp_jax.interop.checkpoint_params import ParamReader, restore_params
 from llmjp_jax.interop.hf import HFTensor
@@ -24,12 +25,20 @@ log = get_logger()
 
 
 def _open(workdir: str, step: int | None):
+    """The run's checkpoints and the step to read (default: the latest); a run with no checkpoint,
+    or a --step it does not have, is a MissingFileError saying what there is."""
+    if not os.path.isdir(workdir):
+        raise MissingFileError(f"--workdir={workdir} does not exist (give the folder of a trained run).")
     manager = checkpoint.open_read_only(rundir.checkpoints_dir(workdir))
-    step = manager.latest_step() if step is None else step
-    if step is None:
+    steps = sorted(manager.all_steps())
+    if not steps or (step is not None and step not in steps):
         manager.close()
-        raise FileNotFoundError(f"{workdir}/checkpoints holds no complete checkpoint.")
-    return manager, step
+        if not steps:
+            raise MissingFileError(f"--workdir={workdir} holds no complete checkpoint (train it first: "
+                                   "a run saves every train.checkpoint_every steps and when it ends).")
+        raise MissingFileError(f"--step={step}: {workdir} has checkpoints at steps "
+                               f"{', '.join(map(str, steps))}.")
+    return manager, steps[-1] if step is None else step
 
 
 def _config(manager: ocp.CheckpointManager, step: int) -> ConfigDict:

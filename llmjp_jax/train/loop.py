@@ -23,7 +23,7 @@ from jax.experimental import multihost_utils
 
 from llmjp_jax.config import ConfigError, validate
 from llmjp_jax.data.loader import BATCH_KEYS, eval_batches, train_dataset
-from llmjp_jax.data.manifest import ShardError
+from llmjp_jax.data.manifest import ShardError, load_manifest
 from llmjp_jax.data.mixture import load_mixture, mixture_table
 from llmjp_jax.log import get_logger
 from llmjp_jax.model import LlamaConfig
@@ -63,6 +63,8 @@ class Run:
 
     def __init__(self, cfg, workdir: str, devices=None, signals: StopSignals | None = None):
         self.cfg, self.workdir, self.signals = cfg, workdir, signals
+        if workdir:
+            rundir.check_workdir(workdir)
         self.devices = list(jax.devices() if devices is None else devices)
         t = cfg.train
         degrees = validate(cfg, len(self.devices), jax.process_count())
@@ -89,7 +91,6 @@ class Run:
         # Parameter shardings come from the raw logical names (outside the rules
         # context, which would already rename them); activations use the context.
         self.spec = state_spec(self.model_cfg, self.tx, self.mesh)
-        self.peak_flops = peak_flops(self.devices)  # measured on CPU: outside any mesh context
         self.allocator = current_allocator()
         if self.devices[0].platform == "cpu":
             if advice := cpu_allocator_advice(self.allocator):
@@ -116,8 +117,9 @@ class Run:
         t = self.cfg.train
         subsets = load_mixture(self.cfg.data, self.model_cfg.padded_vocab)
         log.info("Training mixture:\n%s", mixture_table(subsets))
-        if self.main:  # load_mixture has checked that every subset has the same tokenizer
-            rundir.keep_tokenizer(self.workdir, subsets[0].manifest["tokenizer"])
+        self.tokenizer = subsets[0].manifest["tokenizer"]  # load_mixture: the same for every subset
+        if self.main:
+            rundir.keep_tokenizer(self.workdir, self.tokenizer)
         ds = train_dataset(subsets, t.seq_len, t.global_batch, t.seed, jax.process_index(),
                            jax.process_count(), self.cfg.data.packing, self.cfg.data.loader_shards)
         return iter(ds)
@@ -228,6 +230,7 @@ class Run:
         t, eval_dir = self.cfg.train, self.cfg.data.eval_dir
         if not eval_dir or not t.eval_every:
             return None
+        self._check_eval_tokenizer(eval_dir)
         local = eval_batches(eval_dir, t.seq_len, t.global_batch, t.eval_batches, jax.process_index(),
                              jax.process_count(), self.model_cfg.padded_vocab, self.cfg.data.packing,
                              self.cfg.data.loader_shards, self.cfg.data.get("verify_shards", "size"))
@@ -245,6 +248,17 @@ class Run:
             return float(sums[:, 0].sum() / sums[:, 1].sum())
 
         return run
+
+    def _check_eval_tokenizer(self, eval_dir: str):
+        """The held-out set must be tokenized as the training data is, or its loss means nothing
+        (the same vocabulary size is not enough)."""
+        made_with = load_manifest(eval_dir, setting="data.eval_dir")["tokenizer"]
+        if made_with["sha256"] != self.tokenizer["sha256"]:
+            raise ShardError(
+                f"data.eval_dir={eval_dir} was tokenized with {made_with['path']} (sha256 "
+                f"{made_with['sha256'][:12]}...), the training data with {self.tokenizer['path']} "
+                f"(sha256 {self.tokenizer['sha256'][:12]}...): tokenize the held-out text with the "
+                "training tokenizer, or set data.eval_dir to a set made with it.")
 
     # ---- the run ---------------------------------------------------------------------------
 
@@ -264,6 +278,9 @@ class Run:
 
     def train(self) -> dict:
         t = self.cfg.train
+        # For MFU; on CPU it times a matmul, so only a run that trains pays for it (and outside
+        # any mesh context).
+        self.peak_flops = peak_flops(self.devices)
         lock = self._lock()
         try:
             with self.context():
@@ -277,6 +294,9 @@ class Run:
                 lock.release()
 
     def _train(self, t, lock) -> dict:
+        # The data (train and held-out) is checked before anything is restored or compiled: a bad
+        # data.* setting stops the run in seconds, before orbax starts its background threads.
+        data_iter, evaluate = self._data_iter(), self._evaluator()
         events = rundir.EventLog(self.workdir, enabled=self.main)
         keep = checkpoint.KeepSteps()
         manager = checkpoint.make_manager(rundir.checkpoints_dir(self.workdir), t, keep)
@@ -285,12 +305,11 @@ class Run:
         # comes during restore or compilation stops the run after its first step, which is saved.
         with contextlib.nullcontext(self.signals) if self.signals else StopSignals() as signals:
             try:
-                data_iter = self._data_iter()
                 state, start, meta = self._start(manager, data_iter, events)
                 tracker = SpikeTracker(t.spike.window, t.spike.rollback_after)
                 tracker.load(meta)
                 plan = SkipPlan(parse_ranges(t.get("skip_steps")), list(tracker.skipped))
-                step_fn, evaluate = self.compile_step(), self._evaluator()
+                step_fn = self.compile_step()
                 writer = MetricsWriter(self.workdir, start, t.steps, enabled=self.main)
                 config_json = json.loads(self.cfg.to_json())
                 try:

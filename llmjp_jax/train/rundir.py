@@ -126,6 +126,17 @@ class EventLog:
         return read_rows(self.path)
 
 
+class WorkdirError(UserError):
+    """--workdir names something that cannot hold a run."""
+
+
+def check_workdir(workdir: str):
+    """A run folder is a folder: a --workdir that is a file is refused before any work starts."""
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise WorkdirError(f"--workdir={workdir} is a file; a run needs a folder (a new path, or the "
+                           "folder of the run to resume).")
+
+
 class WorkdirBusyError(RuntimeError):
     """Another live process trains in this workdir."""
 
