@@ -58,7 +58,7 @@ class Generator:
         return jnp.where(jnp.arange(logits_BxV.shape[-1]) < self.cfg.vocab_size, logits_BxV, -jnp.inf)
 
     def _cached_step(self, params, tokens_BxT, cache, key, sampling):
-        logits, cache = nnx.merge(self.graphdef, params)(tokens_BxT, cache=cache)
+        logits, cache = nnx.merge(self.graphdef, params).decode(tokens_BxT, cache)
         return sample(self._last_logits(logits), key, sampling), cache
 
     def _full_step(self, params, tokens_BxT, start_B, key, sampling):

@@ -134,3 +134,15 @@ def test_a_users_mistake_is_one_message_and_exit_2(args, says, tmp_path):
     said = out.stdout + out.stderr
     assert out.returncode == 2, said[-2000:]
     assert says.replace("{tmp}", str(tmp_path)) in said and "Traceback" not in said, said[-2000:]
+
+
+def test_importing_the_model_changes_no_global_flax_setting():
+    """The model turned Flax's eager sharding off for every user of Flax on import; it now sets it
+    for its own parameters only."""
+    out = subprocess.run([sys.executable, "-c", "from flax import nnx; before = nnx.using_eager_sharding(); "
+                          "import llmjp_jax.model, llmjp_jax.train.loop; "
+                          "print(before, nnx.using_eager_sharding())"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    before, after = out.stdout.split()
+    assert before == after, out.stdout

@@ -72,25 +72,32 @@ class Attention(nnx.Module):
         self.wo = _param(rngs, (h, dh, d), std, ("heads", "head_dim", "embed"))
         self.cfg = cfg
 
-    def __call__(self, x_BxTxD, positions_BxT, segment_ids_BxT=None, cache=None):
-        """Full-sequence attention, or with `cache` (see `KVCache`) attention over the cached
-        keys/values plus these T new tokens; then returns (output, updated (k, v))."""
+    def _qkv(self, x_BxTxD, positions_BxT):
+        """Queries, keys and values of these tokens, rotated for their positions."""
         cfg = self.cfg
         q = dense(x_BxTxD, self.wq[...])
         k = dense(x_BxTxD, self.wk[...])
         v = dense(x_BxTxD, self.wv[...])
         q = constrain(rope(q, positions_BxT, cfg.rope_theta), "act_batch", "act_len", "act_heads", None)
         k = constrain(rope(k, positions_BxT, cfg.rope_theta), "act_batch", "act_len", "act_kv_heads", None)
-        v = constrain(v, "act_batch", "act_len", "act_kv_heads", None)
-        if cache is not None:
-            k_cache, v_cache, end, start_B = cache
-            k_cache = jax.lax.dynamic_update_slice_in_dim(k_cache, k.astype(k_cache.dtype), end, axis=1)
-            v_cache = jax.lax.dynamic_update_slice_in_dim(v_cache, v.astype(v_cache.dtype), end, axis=1)
-            out = attend(q, k_cache, v_cache, _cached_visibility(q.shape[1], k_cache.shape[1], end, start_B))
-            return dense(out, self.wo[...], in_dims=2), (k_cache, v_cache)
-        out = self_attention(q, k, v, segment_ids_BxT, cfg.attention, cfg.interpret_kernels)
+        return q, k, constrain(v, "act_batch", "act_len", "act_kv_heads", None)
+
+    def __call__(self, x_BxTxD, positions_BxT, segment_ids_BxT=None):
+        """Full-sequence causal attention (within each document when segment ids are given)."""
+        q, k, v = self._qkv(x_BxTxD, positions_BxT)
+        out = self_attention(q, k, v, segment_ids_BxT, self.cfg.attention, self.cfg.interpret_kernels)
         out_BxTxD = dense(out, self.wo[...], in_dims=2)
         return constrain(out_BxTxD, "act_batch", "act_len", "act_embed")
+
+    def decode(self, x_BxTxD, positions_BxT, cache):
+        """These T new tokens attend to the cached keys/values (k, v, end, start_B; see `KVCache`)
+        and themselves; returns (output, the updated (k, v))."""
+        q, k, v = self._qkv(x_BxTxD, positions_BxT)
+        k_cache, v_cache, end, start_B = cache
+        k_cache = jax.lax.dynamic_update_slice_in_dim(k_cache, k.astype(k_cache.dtype), end, axis=1)
+        v_cache = jax.lax.dynamic_update_slice_in_dim(v_cache, v.astype(v_cache.dtype), end, axis=1)
+        out = attend(q, k_cache, v_cache, _cached_visibility(q.shape[1], k_cache.shape[1], end, start_B))
+        return dense(out, self.wo[...], in_dims=2), (k_cache, v_cache)
 
 
 def _cached_visibility(t: int, s: int, end, start_B):
@@ -126,10 +133,12 @@ class Block(nnx.Module):
         self.mlp_norm = RMSNorm(cfg.hidden, cfg.norm_eps)
         self.mlp = MLP(cfg, rngs)
 
-    def __call__(self, x_BxTxD, positions_BxT, segment_ids_BxT=None, cache=None):
-        attn = self.attn(self.attn_norm(x_BxTxD), positions_BxT, segment_ids_BxT, cache)
-        if cache is not None:
-            attn, cache = attn
+    def __call__(self, x_BxTxD, positions_BxT, segment_ids_BxT=None):
+        x_BxTxD = x_BxTxD + self.attn(self.attn_norm(x_BxTxD), positions_BxT, segment_ids_BxT)
+        return x_BxTxD + self.mlp(self.mlp_norm(x_BxTxD))
+
+    def decode(self, x_BxTxD, positions_BxT, cache):
+        """The layer on new tokens with the KV cache (see `Attention.decode`): (output, (k, v))."""
+        attn, cache = self.attn.decode(self.attn_norm(x_BxTxD), positions_BxT, cache)
         x_BxTxD = x_BxTxD + attn
-        x_BxTxD = x_BxTxD + self.mlp(self.mlp_norm(x_BxTxD))
-        return x_BxTxD if cache is None else (x_BxTxD, cache)
+        return x_BxTxD + self.mlp(self.mlp_norm(x_BxTxD)), cache

@@ -17,6 +17,13 @@ _REMAT = {
 
 class Llama(nnx.Module):
     def __init__(self, cfg: LlamaConfig, rngs: nnx.Rngs):
+        # Parameters carry logical axis names only (`llmjp_jax.parallel` turns them into
+        # shardings); Flax's eager sharding would need a mesh here. Set per parameter, for this
+        # model alone: nothing global changes.
+        with nnx.use_eager_sharding(False):
+            self._build(cfg, rngs)
+
+    def _build(self, cfg: LlamaConfig, rngs: nnx.Rngs):
         self.cfg = cfg
         v, d = cfg.padded_vocab, cfg.hidden
         embed = cfg.init_std * jax.random.normal(rngs.params(), (v, d), jnp.float32)
@@ -32,48 +39,67 @@ class Llama(nnx.Module):
             head = cfg.init_std * jax.random.normal(rngs.params(), (d, v), jnp.float32)
             self.head = nnx.Param(head, out_sharding=("embed", "vocab"))
 
-    def __call__(self, tokens_BxT, positions_BxT=None, segment_ids_BxT=None, cache: "KVCache" = None,
-                 run_blocks=None, hidden_only: bool = False):
-        """Float32 logits over the padded vocabulary, [B, T, V].
+    # ---- the parts: embed -> layer stack -> final norm -> head ------------------------------
 
-        With `cache` (generation), the T tokens continue the cached ones and the
-        result is (logits, updated cache); positions come from the cache.
-        `run_blocks(stack_fn, stacked, x, positions, segment_ids)` replaces running
-        the layer stack in order (pipeline parallelism); `stack_fn` runs any stack.
-        `hidden_only`: return the final-normed hidden states [B, T, D] instead of the
-        logits, for a loss that applies `output_logits` piece by piece.
+    def __call__(self, tokens_BxT, positions_BxT=None, segment_ids_BxT=None, run_blocks=None):
+        """Float32 logits over the padded vocabulary, [B, T, V] (see `hidden`)."""
+        return self.logits(self.hidden(tokens_BxT, positions_BxT, segment_ids_BxT, run_blocks))
+
+    def hidden(self, tokens_BxT, positions_BxT=None, segment_ids_BxT=None, run_blocks=None):
+        """The final-normed hidden states [B, T, D] (a chunked loss applies `logits` piece by piece).
+
+        Positions default to 0..T-1; segment ids keep attention inside each packed document.
+        `run_blocks(layer_stack, stacked, x, positions, segment_ids)` replaces running the layer
+        stack in order (pipeline parallelism).
         """
-        cfg = self.cfg
-        if cache is not None:
-            positions_BxT = cache.end + jnp.arange(tokens_BxT.shape[1])[None] - cache.start_B[:, None]
-        elif positions_BxT is None:
+        if positions_BxT is None:
             positions_BxT = jnp.broadcast_to(jnp.arange(tokens_BxT.shape[1]), tokens_BxT.shape)
+        _, stacked = nnx.split(self.blocks)
+        run_blocks = run_blocks or (lambda layer_stack, *args: layer_stack(*args))
+        x_BxTxD = run_blocks(self.layer_stack(), stacked, self.embed_tokens(tokens_BxT), positions_BxT,
+                             segment_ids_BxT)
+        return self.final(x_BxTxD)
+
+    def embed_tokens(self, tokens_BxT):
+        """Token ids -> input activations [B, T, D] in the compute dtype."""
         # The table is gathered over its embed axis first, as every weight is before use; looked up
         # in a table split only over vocab, rows land where the batch is (each vocab shard adds
         # its rows) instead of a [B, T, D] split over embed that would be re-split by batch.
         embed_VxD = constrain(self.embed[...], "vocab", None)
-        x_BxTxD = jnp.take(embed_VxD, tokens_BxT, axis=0).astype(cfg.compute_dtype)
-        if cfg.scaled_embed:
-            x_BxTxD = x_BxTxD * jnp.sqrt(float(cfg.hidden)).astype(x_BxTxD.dtype)
-        x_BxTxD = constrain(x_BxTxD, "act_batch", "act_len", "act_embed")
-        if cache is None:
-            _, stacked = nnx.split(self.blocks)
-            run_blocks = run_blocks or (lambda stack_fn, *args: stack_fn(*args))
-            x_BxTxD = run_blocks(self._stack_fn(), stacked, x_BxTxD, positions_BxT, segment_ids_BxT)
-        else:
-            x_BxTxD, cache = self._run_blocks_cached(x_BxTxD, positions_BxT, cache)
-        x_BxTxD = self.final_norm(constrain(x_BxTxD, "act_head_batch", "act_len", "act_embed"))
-        if hidden_only:
-            return x_BxTxD
-        logits_BxTxV = output_logits(x_BxTxD, self.head_weights())
-        return logits_BxTxV if cache is None else (logits_BxTxV, cache)
+        x_BxTxD = jnp.take(embed_VxD, tokens_BxT, axis=0).astype(self.cfg.compute_dtype)
+        if self.cfg.scaled_embed:
+            x_BxTxD = x_BxTxD * jnp.sqrt(float(self.cfg.hidden)).astype(x_BxTxD.dtype)
+        return constrain(x_BxTxD, "act_batch", "act_len", "act_embed")
+
+    def final(self, x_BxTxD):
+        """The final norm after the last layer."""
+        return self.final_norm(constrain(x_BxTxD, "act_head_batch", "act_len", "act_embed"))
+
+    def logits(self, hidden_BxTxD):
+        """Final-normed hidden states -> float32 logits [B, T, V]."""
+        return output_logits(hidden_BxTxD, self.head_weights())
 
     def head_weights(self):
         """The output head [D, V] (the embedding's transpose when tied)."""
         return self.embed[...].T if self.cfg.tie_embeddings else self.head[...]
 
-    def _stack_fn(self):
-        """stack_fn(stacked, x, positions, segment_ids, choice=None): runs a stack of layers in
+    def decode(self, tokens_BxT, cache: "KVCache"):
+        """Generation: the T tokens continue the cached ones; returns (logits [B, T, V], the
+        updated cache). Positions come from the cache."""
+        positions_BxT = cache.end + jnp.arange(tokens_BxT.shape[1])[None] - cache.start_B[:, None]
+        graphdef, stacked = nnx.split(self.blocks)
+
+        def layer(x, params_k_v):
+            params, k, v = params_k_v
+            return nnx.merge(graphdef, params).decode(x, positions_BxT, (k, v, cache.end, cache.start_B))
+
+        x_BxTxD = self.embed_tokens(tokens_BxT)
+        x_BxTxD, (k_L, v_L) = jax.lax.scan(layer, x_BxTxD, (stacked, cache.k_L, cache.v_L))
+        cache = KVCache(k_L, v_L, cache.end + x_BxTxD.shape[1], cache.start_B)
+        return self.logits(self.final(x_BxTxD)), cache
+
+    def layer_stack(self):
+        """layer_stack(stacked, x, positions, segment_ids, choice=None): runs a stack of layers in
         order, with scan or unrolled, each layer rematerialised per model.remat.
 
         With `choice`, every leaf of `stacked` is [layers, choices, ...] and each layer takes
@@ -98,17 +124,6 @@ class Llama(nnx.Module):
             return x_BxTxD
 
         return stack_fn
-
-    def _run_blocks_cached(self, x_BxTxD, positions_BxT, cache: "KVCache"):
-        graphdef, stacked = nnx.split(self.blocks)
-
-        def layer(x, params_k_v):
-            params, k, v = params_k_v
-            block = nnx.merge(graphdef, params)
-            return block(x, positions_BxT, cache=(k, v, cache.end, cache.start_B))
-
-        x_BxTxD, (k_L, v_L) = jax.lax.scan(layer, x_BxTxD, (stacked, cache.k_L, cache.v_L))
-        return x_BxTxD, KVCache(k_L, v_L, cache.end + x_BxTxD.shape[1], cache.start_B)
 
 
 def output_logits(x_BxTxD, head_DxV):

@@ -86,7 +86,7 @@ class Pipeline:
 
     def run_blocks(self, stack_fn, stacked, x_BxTxD, positions_BxT, segment_ids_BxT):
         """Runs layers given in stage order; `stack_fn(params, x, positions, segment_ids,
-        choice=None)` runs a stack of layers (leading axis) in order (see `Llama._stack_fn`)."""
+        choice=None)` runs a stack of layers (leading axis) in order (see `Llama.layer_stack`)."""
         S, R, M = self.schedule.stages, self.schedule.repeats, self.schedule.microbatches
 
         # Row i of microbatch m is row i * M + m, so each microbatch spans every data shard.

@@ -18,7 +18,7 @@ def token_losses(logits_BxTxV, targets_BxT):
 
 def model_outputs(model, batch, run_blocks=None, hidden_only: bool = False):
     """Logits for a batch of rows of T + 1 tokens, the next-token targets, and the loss mask
-    (with `hidden_only`, the final-normed hidden states instead of the logits).
+    (with `hidden_only`, the final-normed hidden states instead of the logits: `Llama.hidden`).
 
     Concatenated rows (Megatron style) train on every target. First-fit packed
     rows carry `segment_ids` (0 = padding) and `positions`: attention stays
@@ -26,12 +26,12 @@ def model_outputs(model, batch, run_blocks=None, hidden_only: bool = False):
     """
     tokens_BxT1 = constrain(batch["tokens"], "act_batch", "act_len")
     inputs_BxT, targets_BxT = tokens_BxT1[:, :-1], tokens_BxT1[:, 1:]
+    forward = model.hidden if hidden_only else model
     if "segment_ids" not in batch:
-        out = model(inputs_BxT, run_blocks=run_blocks, hidden_only=hidden_only)
+        out = forward(inputs_BxT, run_blocks=run_blocks)
         return out, targets_BxT, jnp.ones(targets_BxT.shape, bool)
     segments_BxT1 = batch["segment_ids"]
-    out = model(inputs_BxT, batch["positions"][:, :-1], segments_BxT1[:, :-1], run_blocks=run_blocks,
-                hidden_only=hidden_only)
+    out = forward(inputs_BxT, batch["positions"][:, :-1], segments_BxT1[:, :-1], run_blocks=run_blocks)
     mask_BxT = (segments_BxT1[:, 1:] == segments_BxT1[:, :-1]) & (segments_BxT1[:, 1:] != 0)
     return out, targets_BxT, mask_BxT
 
