@@ -23,8 +23,19 @@ def llmjp3(*, num_layers, hidden, ffn, num_heads, num_kv_heads, peak_lr, global_
                    steps=int(LLMJP3_TOKENS // (global_batch * SEQ_LEN)),
                    log_every=10, eval_every=1000, checkpoint_every=1000, keep_every=50_000)
     c.data.train_dir = "data/llmjp3/train"
+    c.data.loader_shards = pod_loader_shards(global_batch)
     c.mesh.update(data=1, pipeline=pipeline, fsdp=-1, tensor=tensor)
     return c
+
+
+def pod_loader_shards(global_batch: int, most: int = 64) -> int:
+    """data.loader_shards for a pod preset: the largest power of two up to `most` that divides the
+    global batch, so 1, 2, 4, ... 64 hosts (processes) can run it and resume on another count
+    (the process count must divide it; the default of 8 refused 16 or more nodes)."""
+    shards = 1
+    while shards * 2 <= most and global_batch % (shards * 2) == 0:
+        shards *= 2
+    return shards
 
 
 def llmjp4(*, num_layers, hidden, ffn, num_heads, num_kv_heads, microbatches):

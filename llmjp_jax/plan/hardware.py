@@ -61,20 +61,39 @@ def lookup(kind: str, **overrides) -> Hardware:
 
 def resolve(hardware: str, nodes: int | None = None, per_node: int | None = None,
             **overrides) -> tuple[Hardware, int]:
-    """(hardware, number of devices) from --hardware (a kind, a TPU slice "v5p-512", "2xv5p-128",
-    or "h100-80gb:64") and --nodes / --gpus_per_node."""
+    """(hardware, number of devices) from --hardware (a kind; a TPU slice "v5p-512" or "2xv5p-128";
+    GPUs "h100-80gb:64") and --nodes / --gpus_per_node (only with a plain kind)."""
+    for flag, value in (("--nodes", nodes), ("--gpus_per_node", per_node)):
+        if value is not None and value < 1:
+            raise HardwareError(f"{flag}={value}: must be at least 1.")
     spec = hardware.strip().lower()
-    if spec.split(":")[0] in _TABLE and ":" not in spec:
+    if spec in _TABLE:
         hw = lookup(spec, per_node=per_node, **overrides)
         return hw, hw.per_node * (nodes or 1)
+    if nodes is not None or per_node is not None:
+        raise HardwareError(f"--hardware={hardware!r} already says how many devices: --nodes and "
+                            "--gpus_per_node go with a plain kind (--hardware=h100-80gb --nodes=64), "
+                            "or write h100-80gb:512:8 / 4xv5p-128.")
     try:
         target = parse_target(spec)
     except TargetError as e:
-        raise HardwareError(str(e)) from e
+        raise HardwareError(str(e).replace("--target=", "--hardware=")) from e
     kind = spec.split(":")[0] if target.platform == "gpu" else target.chip.name
     node = target.per_node if target.platform == "gpu" else target.count
-    hw = lookup(kind, per_node=per_node or node, **overrides)
-    return hw, target.num_devices
+    return lookup(kind, per_node=node, **overrides), target.num_devices
+
+
+TPU_HOST_CHIPS = 4  # chips per TPU VM host in a multi-host slice (v5e / v6e hosts of up to 8 run alone)
+
+
+def processes(hw: Hardware, devices: int) -> int:
+    """JAX processes a run of `devices` starts: one per GPU node (launch/slurm.sbatch), one per TPU
+    host. validate needs it: train.global_batch and data.loader_shards must divide over them."""
+    if hw.platform == "gpu":
+        return max(1, devices // hw.per_node)
+    if hw.name in ("v5e", "v6e") and devices <= 8:
+        return 1
+    return max(1, devices // TPU_HOST_CHIPS)
 
 
 def target_name(hw: Hardware, devices: int) -> str | None:
