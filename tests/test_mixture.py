@@ -110,3 +110,12 @@ def test_mixture_table_shows_effective_shares(subsets_dir):
     ta, tb = subsets[0].tokens, subsets[1].tokens
     assert f"{100 * 3 * ta / (3 * ta + tb):.2f}%" in table
     assert f"{3 * ta:,}" in table and "total" in table
+
+
+def test_repeats_zero_leaves_a_subset_out(tmp_path, subsets_dir):
+    """An ablation's "off" level: repeats=0 drops the subset (its folder is not even read)."""
+    subsets = load_mixture(_data({"a": {"dir": subsets_dir["a"]},
+                                  "gone": {"dir": str(tmp_path / "nowhere"), "repeats": 0}}))
+    assert [s.name for s in subsets] == ["a"]
+    with pytest.raises(ValueError, match=r"data.mixture.a.repeats=-1.0 must be positive"):
+        load_mixture(_data({"a": {"dir": subsets_dir["a"], "repeats": -1}}))

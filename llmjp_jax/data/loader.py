@@ -21,8 +21,10 @@ import grain
 import numpy as np
 
 from llmjp_jax.data.manifest import ShardError, load_manifest, shard_paths
+from llmjp_jax.data.megatron_subset import megatron_documents
 from llmjp_jax.data.mixture import Subset, check_level, one_pass
 from llmjp_jax.data.shards import decode_record
+from llmjp_jax.errors import UserError
 
 
 def _documents(shard_dir: str, vocab_rows: int | None, training: bool = False,
@@ -93,7 +95,7 @@ def _pack(docs: grain.IterDataset, seq_len: int, batch: int, packing: str = "con
     if packing == "first_fit":
         return _first_fit(docs, seq_len).batch(batch, drop_remainder=True)
     if packing != "concat":
-        raise ValueError(f"data.packing={packing!r}: choose one of {PACKINGS}.")
+        raise UserError(f"data.packing={packing!r}: choose one of {PACKINGS}.")
     # At the end of a finite set the packer pads the last row; `real` marks its
     # padding, and such a row is dropped, not trained on.
     packed = grain.experimental.ConcatThenSplitIterDataset(
@@ -131,7 +133,7 @@ LOADER_SHARDS = 8  # the default of data.loader_shards
 def owned_shards(shards: int, process_index: int, process_count: int) -> range:
     """The contiguous block of loader shards that process `process_index` reads."""
     if shards % process_count:
-        raise ValueError(f"data.loader_shards={shards} is not divisible by the {process_count} processes.")
+        raise UserError(f"data.loader_shards={shards} is not divisible by the {process_count} processes.")
     per = shards // process_count
     return range(process_index * per, (process_index + 1) * per)
 
@@ -140,7 +142,7 @@ def _rows_per_shard(global_batch: int, shards: int | None) -> tuple[int, int]:
     """(shards, rows each shard gives per batch); None picks the default that divides the batch."""
     shards = shards or math.gcd(global_batch, LOADER_SHARDS)
     if global_batch % shards:
-        raise ValueError(f"data.loader_shards={shards} does not divide train.global_batch={global_batch}.")
+        raise UserError(f"data.loader_shards={shards} does not divide train.global_batch={global_batch}.")
     return shards, global_batch // shards
 
 
@@ -173,7 +175,7 @@ class ShardedIterator:
 
     def set_state(self, state: dict[str, dict]):
         if len(state) != self.shards or any(str(s) not in state for s in self._iters):
-            raise ValueError(f"The data state holds loader shards {sorted(state, key=int)}, but this run "
+            raise UserError(f"The data state holds loader shards {sorted(state, key=int)}, but this run "
                              f"has data.loader_shards={self.shards}; set it as the saving run did.")
         for s, it in self._iters.items():
             it.set_state(_grain_tuples(state[str(s)]))
@@ -221,9 +223,16 @@ def train_dataset(subsets: list[Subset], seq_len: int, global_batch: int, seed: 
     Each pass of the mixture is shuffled globally (reseeded every pass); loader shard
     s of V takes documents s, s + V, ... of that order (see the module docstring).
     """
-    mixture = one_pass(subsets, lambda s: _source(s.directory, s.manifest), seed)
+    mixture = one_pass(subsets, _subset_documents, seed)
     return _sharded(mixture.shuffle(seed=seed), seq_len, global_batch, shards, process_index,
                     process_count, packing, repeat=True)
+
+
+def _subset_documents(subset: Subset) -> grain.MapDataset:
+    """A subset's documents: its Megatron datasets, or its folder of shards."""
+    if subset.megatron:
+        return megatron_documents(subset.megatron)
+    return _source(subset.directory, subset.manifest)
 
 
 def eval_batches(shard_dir: str, seq_len: int, global_batch: int, num_batches: int,
@@ -240,6 +249,6 @@ def eval_batches(shard_dir: str, seq_len: int, global_batch: int, num_batches: i
                     repeat=False)
     batches = list(itertools.islice(rows, num_batches))
     if not batches:
-        raise ValueError(f"The held-out set {shard_dir} is too small for one batch of "
+        raise ShardError(f"The held-out set {shard_dir} (data.eval_dir) is too small for one batch of "
                          f"{global_batch} x {seq_len + 1} tokens; lower train.global_batch or add data.")
     return batches

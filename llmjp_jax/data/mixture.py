@@ -13,6 +13,9 @@ import math
 import grain
 
 from llmjp_jax.data.manifest import load_manifest
+from llmjp_jax.data.megatron import MegatronDataset
+from llmjp_jax.data.megatron_subset import open_megatron
+from llmjp_jax.errors import UserError
 
 TRAINABLE_LEVELS = ("L1", "L2", "L3")
 EVAL_ONLY_LEVEL = "LX"
@@ -25,6 +28,7 @@ class Subset:
     directory: str
     repeats: float
     manifest: dict
+    megatron: tuple[MegatronDataset, ...] = ()  # a Megatron subset's datasets (data/megatron_subset.py)
 
     @property
     def level(self) -> str:
@@ -37,13 +41,16 @@ class Subset:
 
 def _subset(name: str, spec, vocab_rows: int | None, verify: str, setting: str) -> Subset:
     repeats = float(spec.get("repeats", 1.0))
-    if not repeats > 0:
-        raise ValueError(f"data.mixture.{name}.repeats={repeats} must be positive.")
+    if not (repeats > 0 and math.isfinite(repeats)):
+        raise UserError(f"data.mixture.{name}.repeats={repeats} must be positive (0: leave it out).")
+    if spec.get("megatron"):
+        manifest, datasets = open_megatron(name, spec, vocab_rows, verify)
+        return Subset(name, spec["megatron"], repeats, manifest, tuple(datasets))
     manifest = load_manifest(spec["dir"], vocab_rows, verify, setting)
     subset = Subset(name, spec["dir"], repeats, manifest)
     declared = spec.get("level")
     if declared and declared != subset.level:
-        raise ValueError(f"data.mixture.{name}.level={declared!r} but the manifest in {spec['dir']} "
+        raise UserError(f"data.mixture.{name}.level={declared!r} but the manifest in {spec['dir']} "
                          f"says {subset.level!r}.")
     return subset
 
@@ -51,9 +58,9 @@ def _subset(name: str, spec, vocab_rows: int | None, verify: str, setting: str) 
 def check_level(name: str, level: str, training: bool):
     """LZ is refused everywhere; LX may only be evaluated; L1..L3 may train."""
     if level == NEVER_LEVEL:
-        raise ValueError(f"Subset {name!r} has release level LZ (no use at all): remove it.")
+        raise UserError(f"Subset {name!r} has release level LZ (no use at all): remove it.")
     if training and level not in TRAINABLE_LEVELS:
-        raise ValueError(f"Subset {name!r} has release level {level!r}; only {TRAINABLE_LEVELS} may "
+        raise UserError(f"Subset {name!r} has release level {level!r}; only {TRAINABLE_LEVELS} may "
                          "be trained on (LX is evaluation only): remove it from data.mixture.")
 
 
@@ -62,6 +69,7 @@ def load_mixture(data_cfg, vocab_rows: int | None = None) -> list[Subset]:
     mixed = bool(data_cfg.get("mixture"))
     specs = dict(data_cfg.mixture) if mixed else {"train": {"dir": data_cfg.train_dir}}
     verify = data_cfg.get("verify_shards", "size")
+    specs = _without_left_out(specs) if mixed else specs
     subsets = [_subset(name, spec, vocab_rows, verify,
                        f"data.mixture.{name}.dir" if mixed else "data.train_dir")
                for name, spec in sorted(specs.items())]
@@ -70,8 +78,17 @@ def load_mixture(data_cfg, vocab_rows: int | None = None) -> list[Subset]:
     tokenizers = {s.manifest["tokenizer"]["sha256"] for s in subsets}
     if len(tokenizers) > 1:
         shown = ", ".join(f"{s.name}: {s.manifest['tokenizer']['sha256'][:12]}" for s in subsets)
-        raise ValueError(f"The mixture's subsets were tokenized with different tokenizers ({shown}).")
+        raise UserError(f"The mixture's subsets were tokenized with different tokenizers ({shown}).")
     return subsets
+
+
+def _without_left_out(specs: dict) -> dict:
+    """repeats=0 leaves a subset out of this run (an ablation's "off" level); its folder is not read."""
+    kept = {name: spec for name, spec in specs.items() if float(spec.get("repeats", 1.0)) != 0}
+    if not kept:
+        zero = ", ".join(f"data.mixture.{name}.repeats=0" for name in sorted(specs))
+        raise UserError(f"{zero}: that leaves out every subset; at least one must train.")
+    return kept
 
 
 def mixture_table(subsets: list[Subset]) -> str:
