@@ -8,3 +8,7 @@ class UserError(ValueError):
 
 class MissingFileError(UserError, FileNotFoundError):
     """A file or folder the user named (or a setting points at) does not exist."""
+
+
+class ExistingFileError(UserError, FileExistsError):
+    """Something the user named already exists and would be overwritten."""

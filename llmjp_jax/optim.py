@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from llmjp_jax.errors import UserError
 from llmjp_jax.log import get_logger
 
 log = get_logger()
@@ -33,7 +34,7 @@ def _decay(shape: str, peak: float, end: float, steps: int):
             frac = jnp.clip(t / steps, 0.0, 1.0)
             return end + (peak - end) * (1.0 - jnp.sqrt(frac))
         return minus_sqrt
-    raise ValueError(f"optim.decay_shape={shape!r}: choose one of {DECAY_SHAPES}.")
+    raise UserError(f"optim.decay_shape={shape!r}: choose one of {DECAY_SHAPES}.")
 
 
 def wsd_decay_start(optim_cfg, total_steps: int) -> int:
@@ -58,7 +59,7 @@ def make_schedule(optim_cfg, total_steps: int):
         decay = _decay(optim_cfg.decay_shape, peak, min_lr, optim_cfg.decay_steps)
         stable = optax.constant_schedule(peak)
         return optax.join_schedules([warm, stable, decay], [warmup, start])
-    raise ValueError(f"optim.schedule={kind!r}: choose one of {SCHEDULES}.")
+    raise UserError(f"optim.schedule={kind!r}: choose one of {SCHEDULES}.")
 
 
 def decay_mask(params):

@@ -93,6 +93,7 @@ COMMANDS = {  # module -> flags it must list in --help
     "llmjp_jax.cli.convert": ["--workdir", "--output", "--hf_dir"],
     "llmjp_jax.cli.generate": ["--workdir"],
     "llmjp_jax.cli.plot": ["--output", "--x"],
+    "llmjp_jax.cli.plan": ["--config", "--hardware", "--nodes", "--check"],
     "llmjp_jax.cli.ablate": ["--factors", "--runs", "--generators", "--plan", "--metric"],
 }
 
@@ -121,6 +122,7 @@ def test_help_lists_the_commands_own_flags(module):
       "--vocab_size=32000"], "set --vocab_size to at most"),
     (["llmjp_jax.cli.train", "--config=configs/tiny.py", "--config.train.stpes=10", "--workdir={tmp}/r"],
      '--config.train.stpes=10: no such setting; Did you mean "steps"'),
+    (["llmjp_jax.cli.train", "--workdir={tmp}/r"], "--config is required"),
     (["llmjp_jax.cli.train", "--config=configs/tinny.py", "--workdir={tmp}/r"],
      "--config=configs/tinny.py: no such file"),
     (["llmjp_jax.cli.train", "--config=configs/tiny.py", "--workdir=README.md"],

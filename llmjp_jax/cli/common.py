@@ -64,15 +64,18 @@ def guarded(main: Callable[[list[str]], None], argv: list[str]):
     except UserError as e:
         log.error("%s", e)
         raise SystemExit(USER_ERROR_EXIT) from None
+    except app.UsageError as e:  # a missing or conflicting flag: absl prints it with the usage
+        e.exitcode = USER_ERROR_EXIT
+        raise
 
 
 def config_or_usage(config_flag, example: str):
     """A config-driven command's start: quiets the libraries' logs and returns --config's value
     (a usage error naming an example preset when it was not given)."""
     quiet_libraries()
-    path = config_flags.get_config_filename(flags.FLAGS[config_flag.name])
-    if path is None:
+    if not flags.FLAGS[config_flag.name].present:  # (the file name below raises when it was not given)
         raise app.UsageError(f"--config is required, e.g. --config={example}")
+    path = config_flags.get_config_filename(flags.FLAGS[config_flag.name])
     if not os.path.isfile(path):
         raise MissingFileError(f"--config={path}: no such file (presets are in configs/, e.g. {example}).")
     return config_flag.value

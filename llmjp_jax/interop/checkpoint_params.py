@@ -17,6 +17,7 @@ import orbax.checkpoint as ocp
 import tensorstore as ts
 from etils import epath
 
+from llmjp_jax.errors import MissingFileError, UserError
 from llmjp_jax.train.checkpoint import STATE_ITEM
 
 
@@ -26,10 +27,10 @@ def _is_array(x) -> bool:
 
 def _params_metadata(state_dir: epath.Path):
     if not (state_dir / "_METADATA").exists():
-        raise FileNotFoundError(f"{state_dir} holds no orbax train state (no _METADATA).")
+        raise MissingFileError(f"{state_dir} holds no orbax train state (no _METADATA).")
     tree = ocp.PyTreeCheckpointHandler().metadata(state_dir)
     if "params" not in tree.tree:
-        raise ValueError(f"{state_dir} has no 'params' subtree.")
+        raise UserError(f"{state_dir} has no 'params' subtree.")
     return tree
 
 

@@ -15,6 +15,7 @@ import jax
 from ml_collections import ConfigDict
 
 from llmjp_jax.config import ConfigError, default_config
+from llmjp_jax.errors import ExistingFileError
 from llmjp_jax.interop.hf import load_hf, read_hf_config
 from llmjp_jax.model import LlamaConfig
 from llmjp_jax.optim import make_optimizer
@@ -64,7 +65,7 @@ def initial_state(params: dict, model_cfg: LlamaConfig, cfg: ConfigDict) -> dict
 def _refuse_existing(workdir: str):
     directory = rundir.checkpoints_dir(workdir)
     if os.path.isdir(directory) and os.listdir(directory):
-        raise FileExistsError(f"{directory} already holds checkpoints; choose a new --workdir.")
+        raise ExistingFileError(f"{directory} already holds checkpoints; choose a new --workdir.")
 
 
 def import_hf(hf_dir: str, workdir: str, seq_len: int | None = None, base: ConfigDict | None = None

@@ -30,6 +30,8 @@ import shutil
 from sentencepiece import sentencepiece_model_pb2 as pb
 from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, processors
 
+from llmjp_jax.errors import UserError
+
 PIECE = pb.ModelProto.SentencePiece
 UNIGRAM = pb.TrainerSpec.UNIGRAM
 FILES = ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
@@ -50,7 +52,7 @@ def load_proto(path: str) -> pb.ModelProto:
     }
     bad = [name for name, wrong in problems.items() if wrong]
     if bad:
-        raise ValueError(f"{path}: cannot write a matching Hugging Face tokenizer for a model with "
+        raise UserError(f"{path}: cannot write a matching Hugging Face tokenizer for a model with "
                          f"{', '.join(bad)}.")
     return proto
 

@@ -10,6 +10,7 @@ import numpy as np
 import sentencepiece as spm
 from sentencepiece import sentencepiece_model_pb2 as pb
 
+from llmjp_jax.errors import MissingFileError
 from llmjp_jax.model.config import padded_rows
 
 
@@ -70,7 +71,7 @@ def extend_hf(in_dir: str, new_tokenizer: str, out_dir: str) -> list[str]:
 
     old_tokenizer = os.path.join(in_dir, "tokenizer.model")
     if not os.path.isfile(old_tokenizer):
-        raise FileNotFoundError(f"{old_tokenizer} not found: the folder's SentencePiece model is needed.")
+        raise MissingFileError(f"{old_tokenizer} not found: the folder's SentencePiece model is needed.")
     params, cfg = load_hf(in_dir)
     os.makedirs(out_dir, exist_ok=True)
     added = merge_tokenizers(old_tokenizer, new_tokenizer, os.path.join(out_dir, "tokenizer.model"))

@@ -16,6 +16,8 @@ import jax.numpy as jnp
 from flax import linen as nn
 from jax.sharding import PartitionSpec
 
+from llmjp_jax.errors import UserError
+
 IMPLEMENTATIONS = ("auto", "xla", "cudnn", "splash")
 _FAST = {"tpu": "splash", "gpu": "cudnn", "cuda": "cudnn"}
 # Where each kernel runs; splash also runs on CPUs, interpreted (slow: for tests only).
@@ -26,9 +28,9 @@ def resolve(name: str, platform: str) -> str:
     """The implementation `name` means on `platform` ("cpu", "gpu"/"cuda", "tpu")."""
     impl = _FAST.get(platform, "xla") if name == "auto" else name
     if impl not in IMPLEMENTATIONS[1:]:
-        raise ValueError(f"model.attention={name!r}: choose one of {IMPLEMENTATIONS}.")
+        raise UserError(f"model.attention={name!r}: choose one of {IMPLEMENTATIONS}.")
     if impl in _RUNS_ON and platform not in _RUNS_ON[impl]:
-        raise ValueError(f"model.attention={name!r} does not run on {platform} devices; use "
+        raise UserError(f"model.attention={name!r} does not run on {platform} devices; use "
                          f"'auto' (the fast kernel of each platform) or 'xla'.")
     return impl
 
@@ -133,7 +135,7 @@ def splash_block(t: int) -> int:
     for size in (512, 384, 256, 128):
         if t % size == 0:
             return size
-    raise ValueError(f"model.attention='splash' needs a sequence length that is a multiple of 128, "
+    raise UserError(f"model.attention='splash' needs a sequence length that is a multiple of 128, "
                      f"got {t}; change train.seq_len or use model.attention='xla'.")
 
 

@@ -16,6 +16,7 @@ import threading
 
 import jax
 
+from llmjp_jax.errors import UserError
 from llmjp_jax.log import get_logger
 
 log = get_logger()
@@ -54,14 +55,14 @@ def _check_explicit(coordinator_address, num_processes, process_id):
              "--process_id": process_id}
     missing = [name for name, value in given.items() if value is None]
     if missing:
-        raise ValueError(f"A multi-process run needs --coordinator_address, --num_processes and "
+        raise UserError(f"A multi-process run needs --coordinator_address, --num_processes and "
                          f"--process_id together; {', '.join(missing)} missing.")
     host, _, port = coordinator_address.rpartition(":")
     if not host or not port.isdigit():
-        raise ValueError(f"--coordinator_address={coordinator_address!r}: expected HOST:PORT, e.g. "
+        raise UserError(f"--coordinator_address={coordinator_address!r}: expected HOST:PORT, e.g. "
                          "10.0.0.1:1234 (process 0 runs on HOST and listens on PORT).")
     if num_processes < 1 or not 0 <= process_id < num_processes:
-        raise ValueError(f"--process_id={process_id} must lie in 0..{num_processes - 1} "
+        raise UserError(f"--process_id={process_id} must lie in 0..{num_processes - 1} "
                          f"(--num_processes={num_processes}).")
 
 

@@ -7,6 +7,8 @@ import numpy as np
 from jax.experimental import mesh_utils
 from jax.sharding import AxisType, Mesh
 
+from llmjp_jax.errors import UserError
+
 AXES = ("data", "pipeline", "fsdp", "tensor")
 
 
@@ -16,21 +18,21 @@ def resolve_degrees(mesh_cfg, num_devices: int) -> dict[str, int]:
     free = [a for a, d in degrees.items() if d == -1]
     bad = [a for a, d in degrees.items() if d == 0 or d < -1]
     if bad:
-        raise ValueError(f"mesh.{bad[0]}={degrees[bad[0]]}: a degree must be >= 1 or -1 (the rest).")
+        raise UserError(f"mesh.{bad[0]}={degrees[bad[0]]}: a degree must be >= 1 or -1 (the rest).")
     if len(free) > 1:
-        raise ValueError(f"Only one mesh axis may be -1, got {', '.join('mesh.' + a for a in free)}.")
+        raise UserError(f"Only one mesh axis may be -1, got {', '.join('mesh.' + a for a in free)}.")
     fixed = math.prod(d for d in degrees.values() if d != -1)
     if free:
         if num_devices % fixed:
             others = " x ".join(f"mesh.{a}={d}" for a, d in degrees.items() if d != -1)
-            raise ValueError(
+            raise UserError(
                 f"mesh.{free[0]}=-1 cannot fill {num_devices} devices: {others} = {fixed} "
                 f"does not divide {num_devices}.")
         degrees[free[0]] = num_devices // fixed
     total = math.prod(degrees.values())
     if total != num_devices:
         shown = " x ".join(f"mesh.{a}={d}" for a, d in degrees.items())
-        raise ValueError(
+        raise UserError(
             f"The mesh {shown} needs {total} devices but {num_devices} are available; "
             "change mesh.data / mesh.fsdp / mesh.tensor / mesh.pipeline (one may be -1).")
     return degrees
@@ -42,7 +44,7 @@ def dcn_degrees(mesh_cfg, degrees: dict[str, int]) -> dict[str, int]:
     dcn = {a: int(mesh_cfg.get("dcn", {}).get(a, 1)) for a in AXES}
     for a in AXES:
         if dcn[a] < 1 or degrees[a] % dcn[a]:
-            raise ValueError(f"mesh.dcn.{a}={dcn[a]} must be >= 1 and divide mesh.{a}={degrees[a]}.")
+            raise UserError(f"mesh.dcn.{a}={dcn[a]} must be >= 1 and divide mesh.{a}={degrees[a]}.")
     return dcn
 
 
@@ -65,7 +67,7 @@ def device_grid(mesh_cfg, devices) -> np.ndarray:
     granules = len({d.slice_index if by_slice else d.process_index for d in devices})
     if granules != math.prod(dcn.values()):
         shown = " x ".join(f"mesh.dcn.{a}={dcn[a]}" for a in AXES)
-        raise ValueError(f"{shown} = {math.prod(dcn.values())} granules, but the devices span {granules} "
+        raise UserError(f"{shown} = {math.prod(dcn.values())} granules, but the devices span {granules} "
                          f"{'TPU slices' if by_slice else 'processes'}; make them equal.")
     ici = tuple(degrees[a] // dcn[a] for a in AXES)
     return mesh_utils.create_hybrid_device_mesh(

@@ -23,6 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec as P
 
+from llmjp_jax.errors import UserError
+
 AXIS = "pipeline"
 
 
@@ -45,15 +47,15 @@ class PipelineSchedule:
         """Raises ValueError naming the setting when the schedule cannot run."""
         s, r, m = self.stages, self.repeats, self.microbatches
         if num_layers % (s * r):
-            raise ValueError(f"model.num_layers={num_layers} is not divisible by mesh.pipeline={s} x "
+            raise UserError(f"model.num_layers={num_layers} is not divisible by mesh.pipeline={s} x "
                              f"mesh.pipeline_repeats={r}.")
         if m < s:
-            raise ValueError(f"mesh.pipeline_microbatches={m} must be at least mesh.pipeline={s} "
+            raise UserError(f"mesh.pipeline_microbatches={m} must be at least mesh.pipeline={s} "
                              "(every stage needs a microbatch to work on).")
         if m % s:
-            raise ValueError(f"mesh.pipeline_microbatches={m} must be a multiple of mesh.pipeline={s}.")
+            raise UserError(f"mesh.pipeline_microbatches={m} must be a multiple of mesh.pipeline={s}.")
         if batch % m:
-            raise ValueError(f"mesh.pipeline_microbatches={m} does not divide the {batch} sequences "
+            raise UserError(f"mesh.pipeline_microbatches={m} does not divide the {batch} sequences "
                              "of a step (train.global_batch / train.microbatches).")
 
 

@@ -30,8 +30,9 @@ class DiskFullError(OSError):
             f"a larger disk (copy the whole --workdir).")
 
 
-def memory_advice(compiled) -> str:
-    """What to change when the step does not fit, with XLA's plan when the step compiled."""
+def memory_advice(compiled, train=None) -> str:
+    """What to change when the step does not fit, with XLA's plan when the step compiled (and the
+    batch settings, `train`: the config's train section)."""
     plan = ""
     if compiled is not None and hasattr(compiled, "memory_analysis"):
         m = compiled.memory_analysis()
@@ -41,5 +42,13 @@ def memory_advice(compiled) -> str:
     return ("The train step does not fit in device memory." + plan + " To need less per device: "
             "raise train.microbatches (gradient accumulation), use model.remat='full', set "
             "train.loss_chunk (e.g. 1024), or spread the model over more devices with mesh.fsdp, "
-            "mesh.tensor or mesh.pipeline. `python benchmarks/aot.py --config=... --devices=N` shows "
+            "mesh.tensor or mesh.pipeline; or train on less per step: " + _batch(train)
+            + ". `python benchmarks/aot.py --config=... --devices=N` shows "
             "the plan for a layout without running it.")
+
+
+def _batch(train) -> str:
+    if train is None:
+        return "lower train.global_batch or train.seq_len"
+    return (f"lower train.global_batch={train.global_batch} or train.seq_len={train.seq_len} "
+            f"({train.global_batch} x {train.seq_len} tokens per step now)")

@@ -19,6 +19,7 @@ import dataclasses
 
 import jax.numpy as jnp
 
+from llmjp_jax.errors import UserError
 from llmjp_jax.log import get_logger
 
 log = get_logger()
@@ -62,10 +63,10 @@ def parse_ranges(text: str | None, setting: str = "train.skip_steps") -> list[tu
         try:
             a, b = int(first), int(last or first)
         except ValueError:
-            raise ValueError(f"{setting}={text!r}: expected ranges like '1000-1200,5000' "
+            raise UserError(f"{setting}={text!r}: expected ranges like '1000-1200,5000' "
                              "(inclusive step numbers).") from None
         if not 1 <= a <= b:
-            raise ValueError(f"{setting}={text!r}: range {part!r} must satisfy 1 <= first <= last.")
+            raise UserError(f"{setting}={text!r}: range {part!r} must satisfy 1 <= first <= last.")
         ranges.append((a, b))
     return ranges
 

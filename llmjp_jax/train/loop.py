@@ -117,6 +117,7 @@ class Run:
         t = self.cfg.train
         subsets = load_mixture(self.cfg.data, self.model_cfg.padded_vocab)
         log.info("Training mixture:\n%s", mixture_table(subsets))
+        warn_if_smaller_than_a_step(subsets, t)
         self.tokenizer = subsets[0].manifest["tokenizer"]  # load_mixture: the same for every subset
         if self.main:
             rundir.keep_tokenizer(self.workdir, self.tokenizer)
@@ -322,12 +323,23 @@ class Run:
             except Exception as e:
                 if not out_of_memory(e):
                     raise
-                raise MemoryError(memory_advice(step_fn)) from e
+                raise MemoryError(memory_advice(step_fn, t)) from e
             finally:
                 manager.wait_until_finished()
                 if manager.latest_step() is not None:
                     events.write("committed", step=manager.latest_step())
                 manager.close()
+
+
+def warn_if_smaller_than_a_step(subsets, t):
+    """A corpus smaller than one step's batch trains, but every step repeats it: say so."""
+    tokens = sum(s.tokens * s.repeats for s in subsets)
+    per_step = t.global_batch * (t.seq_len + 1)
+    if tokens < per_step:
+        log.warning("The training data holds %d tokens (x repeats), less than one step's batch of "
+                    "train.global_batch x (train.seq_len + 1) = %d: every step sees it %.1f times. "
+                    "Add data, or lower train.global_batch / train.seq_len.",
+                    tokens, per_step, per_step / max(tokens, 1))
 
 
 def imported_params(folder: str, model_cfg: LlamaConfig, spec) -> dict:

@@ -88,7 +88,7 @@ def read_rows(path: str) -> list[dict]:
             rows.append(json.loads(raw))
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             if number != len(lines):  # only the last piece can lack its newline
-                raise ValueError(f"{path}:{number}: not a JSON object ({e}); fix or remove that line.") from e
+                raise UserError(f"{path}:{number}: not a JSON object ({e}); fix or remove that line.") from e
             log.warning("%s:%d: dropped a torn last line (%d bytes), written by a process that was "
                         "killed while writing it.", path, number, len(raw))
     return rows
