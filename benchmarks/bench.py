@@ -47,7 +47,7 @@ def benchmark(cfg, steps: int) -> dict:
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     flops = model_cfg.flops_per_token(t.seq_len) * t.global_batch * t.seq_len
-    peak = peak_flops(devices)
+    peak = peak_flops(devices, model_cfg.compute_dtype)
     return {
         "device": devices[0].device_kind, "num_devices": len(devices), "host": platform.node(),
         "mesh": {a: run.mesh.shape[a] for a in run.mesh.axis_names}, "allocator": run.allocator,

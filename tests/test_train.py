@@ -140,6 +140,22 @@ def test_cpu_peak_is_measured_on_one_device_inside_a_mesh():
         assert measure_cpu_matmul_flops(n=64, repeats=1) > 0
 
 
+def test_cpu_peak_is_measured_in_the_models_compute_dtype(monkeypatch):
+    """A bfloat16 model on a CPU with AVX512-BF16 read 117-137% MFU: its peak was the float32
+    matmul's, about half the bfloat16 one. The peak is measured in the compute dtype."""
+    from llmjp_jax.train import flops
+
+    measured = []
+    monkeypatch.setattr(flops, "_measured_cpu_peak", {})
+    monkeypatch.setattr(flops, "measure_cpu_matmul_flops",
+                        lambda dtype: measured.append(jax.numpy.dtype(dtype).name) or 1.0)
+    cpu = jax.devices("cpu")
+    flops.peak_flops(cpu, jax.numpy.bfloat16)
+    flops.peak_flops(cpu, jax.numpy.bfloat16)  # measured once per dtype
+    flops.peak_flops(cpu)
+    assert measured == ["bfloat16", "float32"]
+
+
 def test_non_finite_step_leaves_the_state_unchanged():
     """A NaN in the loss or gradients skips the update (params and optimizer state bitwise
     unchanged, step counted, metric skipped=1); a finite step updates as usual."""

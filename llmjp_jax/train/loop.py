@@ -281,7 +281,7 @@ class Run:
         t = self.cfg.train
         # For MFU; on CPU it times a matmul, so only a run that trains pays for it (and outside
         # any mesh context).
-        self.peak_flops = peak_flops(self.devices)
+        self.peak_flops = peak_flops(self.devices, self.model_cfg.compute_dtype)
         lock = self._lock()
         try:
             with self.context():
