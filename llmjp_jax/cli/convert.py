@@ -1,7 +1,9 @@
-"""llmjp-convert: checkpoints <-> Hugging Face LlamaForCausalLM folders; Megatron-LM datasets and blends.
+"""llmjp-convert: checkpoints <-> Hugging Face LlamaForCausalLM folders; Megatron-LM checkpoints, datasets
+and blends.
 
   llmjp-convert to-hf --workdir=runs/tiny --output=runs/tiny-hf [--step=200]
   llmjp-convert from-hf --hf_dir=HF_DIR --workdir=runs/base [--seq_len=4096] [--config=configs/...py]
+  llmjp-convert megatron-to-run --megatron_dir=CKPT_DIR --workdir=runs/base [--seq_len=4096] [--config=...]
   llmjp-convert extend-vocab --input=HF_DIR --new_tokenizer=NEW.model --output=HF_DIR2
   llmjp-convert megatron-blend --input=train_data.sh [--output=mixture.py] [--tokenizer=spm.model]
   llmjp-convert megatron-to-shards --input=PREFIX[,PREFIX...]|FOLDER --output=DIR --tokenizer=spm.model
@@ -9,7 +11,9 @@
 to-hf streams the parameters (never the optimizer state) shard by shard and writes the
 tokenizer for AutoTokenizer. from-hf writes a step-0 run that training starts from with
 --config.train.init_from=RUN (its data from the beginning); pass the training preset as
---config to have the architecture checked against it and its settings recorded.
+--config to have the architecture checked against it and its settings recorded. megatron-to-run
+does the same from a Megatron-Core GPT checkpoint (torch_dist, or legacy mp_rank_XX/model_optim_rng.pt
+with its TP/PP ranks merged; the architecture from its args, else from --config).
 
 megatron-blend reads a Megatron blend list (LLM-jp's train_data.sh: `TOKENS PREFIX` pairs, tokens
 x repeats), prints the mixture table (token counts from the .idx files; share = weight / sum of
@@ -41,9 +45,13 @@ _LEVEL = flags.DEFINE_enum("release_level", "L1", ["L1", "L2", "L3", "LX", "LZ"]
                            "megatron-*: LLM-jp release level of the data (manifest / mixture entries).")
 _NEW_TOKENIZER = flags.DEFINE_string("new_tokenizer", None, "extend-vocab: SentencePiece model to add.")
 _HF_DIR = flags.DEFINE_string("hf_dir", None, "from-hf: Hugging Face Llama folder to read.")
-_SEQ_LEN = flags.DEFINE_integer("seq_len", None, "from-hf: train.seq_len of the run (default: --config's, "
-                                "else the folder's max_position_embeddings).")
-_CONFIG = config_flags.DEFINE_config_file("config", None, "from-hf: the training preset (configs/...py).",
+_MEGATRON_DIR = flags.DEFINE_string("megatron_dir", None, "megatron-to-run: Megatron-LM --save folder "
+                                    "(or one of its iter_NNNNNNN folders) to read.")
+_SEQ_LEN = flags.DEFINE_integer("seq_len", None, "from-hf, megatron-to-run: train.seq_len of the run "
+                                "(default: --config's, else the folder's max_position_embeddings or the "
+                                "Megatron run's seq_length).")
+_CONFIG = config_flags.DEFINE_config_file("config", None,
+                                          "from-hf, megatron-to-run: the training preset (configs/...py).",
                                           lock_config=False)
 
 
@@ -60,6 +68,14 @@ def _from_hf():
     import_hf(_HF_DIR.value, _WORKDIR.value, _SEQ_LEN.value, _CONFIG.value)
     log.info("Wrote %s (step 0) from %s; train from it with --config.train.init_from=%s",
              _WORKDIR.value, _HF_DIR.value, _WORKDIR.value)
+
+
+def _megatron_to_run():
+    from llmjp_jax.interop.megatron_params import import_megatron
+
+    import_megatron(_MEGATRON_DIR.value, _WORKDIR.value, _SEQ_LEN.value, _CONFIG.value)
+    log.info("Wrote %s (step 0) from %s; train from it with --config.train.init_from=%s",
+             _WORKDIR.value, _MEGATRON_DIR.value, _WORKDIR.value)
 
 
 def _extend_vocab():
@@ -106,6 +122,7 @@ def _main(argv):
     commands = {
         "to-hf": (_to_hf, _WORKDIR.value and _OUTPUT.value),
         "from-hf": (_from_hf, _HF_DIR.value and _WORKDIR.value),
+        "megatron-to-run": (_megatron_to_run, _MEGATRON_DIR.value and _WORKDIR.value),
         "extend-vocab": (_extend_vocab, _INPUT.value and _NEW_TOKENIZER.value and _OUTPUT.value),
         "megatron-blend": (_megatron_blend, _INPUT.value),
         "megatron-to-shards": (_megatron_to_shards, _INPUT.value and _OUTPUT.value and _TOKENIZER.value),
