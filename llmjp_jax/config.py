@@ -17,7 +17,6 @@ from llmjp_jax.model.config import ATTENTION, DERIVED_FIELDS, DTYPES, REMAT_POLI
 from llmjp_jax.optim import DECAY_SHAPES, SCHEDULES, wsd_decay_start
 from llmjp_jax.parallel.mesh import dcn_degrees, resolve_degrees
 from llmjp_jax.parallel.pipeline import schedule_from_config
-from llmjp_jax.train.guard import parse_ranges
 
 # The shape of the default model (a tiny one); every other model.* default is LlamaConfig's own.
 TINY_MODEL = dict(vocab_size=32_000, num_layers=2, hidden=128, ffn=384, num_heads=4, num_kv_heads=4)
@@ -148,6 +147,25 @@ def validate(cfg: ConfigDict, num_devices: int, num_processes: int = 1) -> dict[
                f"optim.warmup_steps={o.warmup_steps}; change optim.decay_steps or optim.decay_start.")
     _check(math.isfinite(o.peak_lr) and o.peak_lr > 0, f"optim.peak_lr={o.peak_lr} must be positive.")
     return degrees
+
+
+def parse_ranges(text: str | None, setting: str = "train.skip_steps") -> list[tuple[int, int]]:
+    """"100-200,350" -> [(100, 200), (350, 350)]: inclusive ranges of step numbers (train.skip_steps;
+    the spike guard's SkipPlan takes them)."""
+    ranges = []
+    for part in (text or "").replace(" ", "").split(","):
+        if not part:
+            continue
+        first, _, last = part.partition("-")
+        try:
+            a, b = int(first), int(last or first)
+        except ValueError:
+            raise UserError(f"{setting}={text!r}: expected ranges like '1000-1200,5000' "
+                             "(inclusive step numbers).") from None
+        if not 1 <= a <= b:
+            raise UserError(f"{setting}={text!r}: range {part!r} must satisfy 1 <= first <= last.")
+        ranges.append((a, b))
+    return ranges
 
 
 def _check_resilience(t):

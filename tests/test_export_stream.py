@@ -11,10 +11,10 @@ import orbax.checkpoint as ocp
 import pytest
 
 from llmjp_jax.files import file_sha256
-from llmjp_jax.interop import checkpoint_params, hf
+from llmjp_jax.interop import checkpoint_params
 from llmjp_jax.interop.export import export_hf, read_run
-from llmjp_jax.interop.hf import save_hf
-from llmjp_jax.model import LlamaConfig
+from llmjp_jax.model import LlamaConfig, hf
+from llmjp_jax.model.hf import save_hf
 from llmjp_jax.optim import make_optimizer
 from llmjp_jax.parallel import make_mesh
 from llmjp_jax.train import checkpoint, rundir

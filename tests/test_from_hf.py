@@ -14,9 +14,9 @@ from safetensors.numpy import load_file, save_file
 
 from llmjp_jax.interop.export import export_hf
 from llmjp_jax.interop.from_hf import import_hf
-from llmjp_jax.interop.hf import save_hf
 from llmjp_jax.interop.hf_tokenizer import save_hf_tokenizer, special_ids
 from llmjp_jax.model import Llama, LlamaConfig
+from llmjp_jax.model.hf import save_hf
 
 from .conftest import ROOT, read_metrics, small_config
 

@@ -10,8 +10,8 @@ import pytest
 import sentencepiece as spm
 from flax import nnx
 
-from llmjp_jax.interop.hf import load_hf, save_hf
 from llmjp_jax.model import Llama, LlamaConfig
+from llmjp_jax.model.hf import load_hf, save_hf
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

@@ -94,7 +94,7 @@ def test_legacy_pipeline_stages_are_joined(saved, tmp_path):
 
 def test_cli_writes_a_step0_run(saved, tmp_path):
     from llmjp_jax.interop.export import export_hf
-    from llmjp_jax.interop.hf import load_hf
+    from llmjp_jax.model.hf import load_hf
 
     out = subprocess.run([sys.executable, "-m", "llmjp_jax.cli.convert", "megatron-to-run",
                           f"--megatron_dir={saved}/torch_dist", f"--workdir={tmp_path / 'run'}"],

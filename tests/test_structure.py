@@ -148,3 +148,36 @@ def test_importing_the_model_changes_no_global_flax_setting():
     assert out.returncode == 0, out.stderr[-2000:]
     before, after = out.stdout.split()
     assert before == after, out.stdout
+
+
+# Which package may import which: a package imports only packages of lower layers or its own.
+LAYERS = [
+    {"llmjp_jax.errors", "llmjp_jax.files", "llmjp_jax.log"},
+    {"llmjp_jax.model", "llmjp_jax.optim", "llmjp_jax.parallel", "llmjp_jax.data"},
+    {"llmjp_jax.config"},
+    {"llmjp_jax.presets", "llmjp_jax.train"},
+    {"llmjp_jax.interop", "llmjp_jax.generate", "llmjp_jax.plot", "llmjp_jax.plan", "llmjp_jax.ablate"},
+    {"llmjp_jax.cli"},
+]
+
+
+def _package(module: str) -> str:
+    """The top-level unit of `module`: llmjp_jax.<first part>."""
+    return ".".join(module.split(".")[:2])
+
+
+def test_packages_import_only_lower_layers():
+    """The data flows one way (text -> shards -> loader -> step -> checkpoint -> export): train
+    imported interop (a function-level import of the HF reader) while interop imports train."""
+    layer = {name: i for i, names in enumerate(LAYERS) for name in names}
+    modules = _modules()
+    wrong = []
+    for name, path in modules.items():
+        if name == "llmjp_jax":
+            continue
+        here = layer[_package(name)]
+        for target in _imports(path, modules):
+            there = layer[_package(target)]
+            if there > here or (there == here and _package(target) != _package(name)):
+                wrong.append(f"{name} -> {target}")
+    assert not wrong, "imports against the layers: " + ", ".join(sorted(wrong))

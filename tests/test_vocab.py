@@ -9,9 +9,9 @@ import sentencepiece as spm
 from flax import nnx
 
 from llmjp_jax.data.tokenizer import train_tokenizer
-from llmjp_jax.interop.hf import load_hf, save_hf
 from llmjp_jax.interop.vocab import extend_hf
 from llmjp_jax.model import Llama, LlamaConfig
+from llmjp_jax.model.hf import load_hf, save_hf
 
 from .conftest import SAMPLE
 

@@ -39,8 +39,8 @@ def _main(argv):
     from llmjp_jax.data.tokenizer import Tokenizer
     from llmjp_jax.generate import Generator, Sampling
     from llmjp_jax.interop.export import read_run, run_tokenizer
-    from llmjp_jax.interop.hf import load_hf
     from llmjp_jax.model import Llama, LlamaConfig
+    from llmjp_jax.model.hf import load_hf
 
     if bool(_WORKDIR.value) == bool(_HF_DIR.value):
         raise app.UsageError("Pass one of --workdir=RUN or --hf_dir=FOLDER.")

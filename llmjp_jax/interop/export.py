@@ -12,12 +12,11 @@ import orbax.checkpoint as ocp
 from ml_collections import ConfigDict
 
 from llmjp_jax.errors import MissingFileError
-from llmjp_jax.interop import hf
 from llmjp_jax.interop.checkpoint_params import ParamReader, restore_params
-from llmjp_jax.interop.hf import HFTensor
 from llmjp_jax.interop.hf_tokenizer import save_hf_tokenizer, special_ids
 from llmjp_jax.log import get_logger
-from llmjp_jax.model import LlamaConfig
+from llmjp_jax.model import LlamaConfig, hf
+from llmjp_jax.model.hf import HFTensor
 from llmjp_jax.train import checkpoint, rundir
 
 log = get_logger()

@@ -17,8 +17,8 @@ from ml_collections import ConfigDict
 
 from llmjp_jax.config import ConfigError, default_config
 from llmjp_jax.errors import ExistingFileError
-from llmjp_jax.interop.hf import load_hf, read_hf_config
 from llmjp_jax.model import LlamaConfig
+from llmjp_jax.model.hf import load_hf, read_hf_config
 from llmjp_jax.optim import make_optimizer
 from llmjp_jax.parallel import make_mesh
 from llmjp_jax.train import checkpoint, rundir

@@ -66,8 +66,8 @@ def extend_hf(in_dir: str, new_tokenizer: str, out_dir: str) -> list[str]:
     import json
     import os
 
-    from llmjp_jax.interop.hf import load_hf, save_hf
     from llmjp_jax.interop.hf_tokenizer import save_hf_tokenizer, special_ids
+    from llmjp_jax.model.hf import load_hf, save_hf
 
     old_tokenizer = os.path.join(in_dir, "tokenizer.model")
     if not os.path.isfile(old_tokenizer):

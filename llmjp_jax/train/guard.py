@@ -19,7 +19,6 @@ import dataclasses
 
 import jax.numpy as jnp
 
-from llmjp_jax.errors import UserError
 from llmjp_jax.log import get_logger
 
 log = get_logger()
@@ -51,24 +50,6 @@ def spike_step(guard: dict, loss, finite, spike_cfg, uniform_loss: float) -> tup
            "count": count + 1}
     kept = {k: jnp.where(accept, new[k], guard[k]).astype(guard[k].dtype) for k in guard}
     return spike, kept
-
-
-def parse_ranges(text: str | None, setting: str = "train.skip_steps") -> list[tuple[int, int]]:
-    """"100-200,350" -> [(100, 200), (350, 350)]: inclusive ranges of step numbers."""
-    ranges = []
-    for part in (text or "").replace(" ", "").split(","):
-        if not part:
-            continue
-        first, _, last = part.partition("-")
-        try:
-            a, b = int(first), int(last or first)
-        except ValueError:
-            raise UserError(f"{setting}={text!r}: expected ranges like '1000-1200,5000' "
-                             "(inclusive step numbers).") from None
-        if not 1 <= a <= b:
-            raise UserError(f"{setting}={text!r}: range {part!r} must satisfy 1 <= first <= last.")
-        ranges.append((a, b))
-    return ranges
 
 
 @dataclasses.dataclass

@@ -21,13 +21,14 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from llmjp_jax.config import ConfigError, validate
+from llmjp_jax.config import ConfigError, parse_ranges, validate
 from llmjp_jax.data.loader import BATCH_KEYS, eval_batches, train_dataset
 from llmjp_jax.data.manifest import ShardError, load_manifest
 from llmjp_jax.data.mixture import load_mixture, mixture_table
 from llmjp_jax.log import get_logger
 from llmjp_jax.model import LlamaConfig
 from llmjp_jax.model.attention import splash_block
+from llmjp_jax.model.hf import load_hf
 from llmjp_jax.optim import make_optimizer, make_schedule
 from llmjp_jax.parallel import LOGICAL_RULES, batch_sharding, make_mesh
 from llmjp_jax.parallel.distributed import broadcast_json, global_min
@@ -38,7 +39,7 @@ from llmjp_jax.train.allocator import cpu_allocator_advice, current_allocator
 from llmjp_jax.train.driver import Driver, LossSpikeError
 from llmjp_jax.train.errors import DiskFullError, disk_full, memory_advice, out_of_memory
 from llmjp_jax.train.flops import peak_flops
-from llmjp_jax.train.guard import SkipPlan, SpikeTracker, parse_ranges
+from llmjp_jax.train.guard import SkipPlan, SpikeTracker
 from llmjp_jax.train.metrics import MetricsWriter
 from llmjp_jax.train.monitor import Monitor
 from llmjp_jax.train.signals import StopSignals
@@ -347,8 +348,6 @@ def imported_params(folder: str, model_cfg: LlamaConfig, spec) -> dict:
 
     Continual pretraining (e.g. from a released Llama): the optimizer starts fresh.
     """
-    from llmjp_jax.interop.hf import load_hf
-
     params, hf_cfg = load_hf(folder)
     for name in model_cfg.architecture_differences(hf_cfg):
         raise ConfigError(f"train.init_params_from={folder}: the model there has {name}="

@@ -3,7 +3,9 @@
 Our layout already follows Hugging Face's conventions (rotate-half RoPE, q/k/v
 heads laid out as [head, head_dim]), so conversion is reshapes and transposes:
 our kernels are [in, out] (split into heads), HF Linear weights are [out, in].
-Only numpy and safetensors are needed; torch and transformers are not.
+Only numpy and safetensors are needed; torch and transformers are not. It lives with the model
+because it is the model's parameter tree written in Hugging Face's names (training reads it for
+train.init_params_from; interop/ builds the run exports and imports on it).
 
 `hf_tensors` lists every HF tensor with the parameter (and layer) it comes from, so
 the shards can be planned from shapes alone and filled one at a time (export.py
