@@ -93,8 +93,11 @@ def encode_task(questions: list[Question], tokenizer) -> EncodedTask:
     return EncodedTask(tokens, choice, np.asarray(owners), np.asarray([q.answer for q in questions]))
 
 
-def make_scorer(graphdef):
-    """score(params, tokens_BxL, choice_BxL) -> (sum, count) of each row's choice-token log-likelihoods."""
+def make_scorer(graphdef, out_sharding=None):
+    """score(params, tokens_BxL, choice_BxL) -> (sum, count) of each row's choice-token log-likelihoods.
+
+    `out_sharding`: where the results go (several processes: replicated, so each can read them).
+    """
 
     def score(params, tokens_BxL, choice_BxL):
         logits_BxTxV = nnx.merge(graphdef, params)(tokens_BxL[:, :-1])
@@ -103,7 +106,7 @@ def make_scorer(graphdef):
         return (jnp.sum(jnp.where(counted_BxT, -ce_BxT, 0.0), axis=1),
                 jnp.sum(counted_BxT, axis=1, dtype=jnp.float32))
 
-    return jax.jit(score)
+    return jax.jit(score, out_shardings=out_sharding)
 
 
 def row_loglik(score, params, task: EncodedTask, rows: int, place=lambda x: x):

@@ -157,3 +157,35 @@ def test_eval_dir_alone_stays_one_set_logged_as_eval_loss(corpus):
     assert [s.name for s in held_out_sets(cfg.data)] == ["a", "b"]
     assert loss_metrics({"a": (1.0, 1.0), "b": (9.0, 3.0)}) == {
         "eval_loss": 2.5, "eval_loss/a": 1.0, "eval_loss/b": 3.0}
+
+
+PRESET = """
+from configs.tiny import get_config as tiny
+
+
+def get_config():
+    cfg = tiny()
+    cfg.model.update(num_layers=2, hidden=64, ffn=128, num_heads=4, num_kv_heads=2)
+    cfg.train.update(steps=2, global_batch=8, seq_len=64, log_every=1, eval_every=2, eval_batches=100,
+                     checkpoint_every=1, keep_last=2, eval_tasks={{"sample": {task!r}}})
+    cfg.optim.warmup_steps = 2
+    cfg.data.update(train_dir={train!r}, eval={sets!r})
+    cfg.mesh.update(data=2, fsdp=4, tensor=1)
+    cfg.mesh.dcn.data = 2
+    return cfg
+"""
+
+
+def test_two_processes_evaluate_like_one_device(one_device, corpus, sets, tmp_path):
+    """Each process's loader shards of a set run out after a different number of batches: both
+    must run the same number of eval steps per set (else they hang), and log what 1 device does."""
+    from .test_multiprocess import _check, _free_port, _run
+
+    preset = tmp_path / "preset.py"
+    preset.write_text(PRESET.format(task=TASK, train=corpus["train"], sets=dict(sets)), encoding="utf-8")
+    join = [f"--coordinator_address=127.0.0.1:{_free_port()}", "--num_processes=2", "--cpu_devices=4"]
+    command = [sys.executable, "-m", "llmjp_jax.cli.train", f"--config={preset}",
+               f"--workdir={tmp_path / 'run'}", *join]
+    logs = [tmp_path / "p0.log", tmp_path / "p1.log"]
+    _check(_run([[*command, "--process_id=0"], [*command, "--process_id=1"]], logs), logs)
+    _same(_eval_rows(read_metrics(tmp_path / "run")), _eval_rows(one_device[1]))

@@ -84,8 +84,8 @@ class Evaluator:
         self.batches = {s.name: self._batches(run, s) for s in held_out}
         self.evaluate = jax.jit(make_eval_step(run.spec.graphdef, run.pipeline, t.loss_chunk))
         self.tasks = _encoded_tasks(run, tasks)
-        self.score = make_scorer(run.spec.graphdef) if self.tasks else None
         replicated = NamedSharding(run.mesh, PartitionSpec())
+        self.score = make_scorer(run.spec.graphdef, replicated) if self.tasks else None
         self.place = lambda x: jax.make_array_from_process_local_data(replicated, x)
         self.rows = t.global_batch  # a multiple of the batch-sharding degree (config.validate)
 
