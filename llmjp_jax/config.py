@@ -44,6 +44,9 @@ def default_config() -> ConfigDict:
         init_from=config_dict.placeholder(str),
         init_params_from=config_dict.placeholder(str),
         skip_steps=config_dict.placeholder(str), hang_timeout_s=900.0,
+        # train.eval_tasks: {name: task.jsonl}, multiple-choice tasks scored at every evaluation
+        # (mc_acc/<name>; llmjp_jax/multiple_choice.py).
+        eval_tasks={},
         # Loss-spike guard (llmjp_jax/train/guard.py): a loss above the moving mean by `sigmas`
         # moving standard deviations and by `min_rise` x the mean (after `min_history` steps),
         # or above ln(vocabulary rows) + `uniform_margin`, skips its update; `rollback_after`
@@ -60,7 +63,8 @@ def default_config() -> ConfigDict:
     # (which must divide it). It must divide train.global_batch, and must stay the same on resume.
     # data.verify_shards: what is checked of each shard before training, besides its size and
     # record count: "sha256" hashes every shard, "auto" does so for up to 2 GiB of shards.
-    c.data = dict(train_dir="runs/data/train", eval_dir=config_dict.placeholder(str), mixture={},
+    # data.eval: {name: dir}, named held-out sets (eval_loss/<name>), replacing data.eval_dir.
+    c.data = dict(train_dir="runs/data/train", eval_dir=config_dict.placeholder(str), eval={}, mixture={},
                   packing="concat", loader_shards=LOADER_SHARDS, verify_shards="auto")
     # mesh.pipeline > 1 splits the layers into that many stages (llmjp_jax/parallel/pipeline.py);
     # pipeline_repeats > 1 makes the schedule circular; pipeline_microbatches (0: = stages) is

@@ -95,6 +95,7 @@ COMMANDS = {  # module -> flags it must list in --help
     "llmjp_jax.cli.plot": ["--output", "--x"],
     "llmjp_jax.cli.plan": ["--config", "--hardware", "--nodes", "--check"],
     "llmjp_jax.cli.ablate": ["--factors", "--runs", "--generators", "--plan", "--metric"],
+    "llmjp_jax.cli.eval": ["--workdir", "--task", "--step", "--tokenizer", "--rows"],
 }
 
 
@@ -128,6 +129,7 @@ def test_help_lists_the_commands_own_flags(module):
     (["llmjp_jax.cli.train", "--config=configs/tiny.py", "--workdir=README.md"],
      "--workdir=README.md is a file"),
     (["llmjp_jax.cli.generate", "--workdir={tmp}", "--prompt=a"], "holds no complete checkpoint"),
+    (["llmjp_jax.cli.eval", "--workdir={tmp}", "--task={tmp}/none.jsonl"], "--task={tmp}/none.jsonl: no"),
     (["llmjp_jax.cli.convert", "to-hf", "--workdir={tmp}/none", "--output={tmp}/hf"],
      "--workdir={tmp}/none does not exist"),
 ])

@@ -237,18 +237,18 @@ def _subset_documents(subset: Subset) -> grain.MapDataset:
 
 def eval_batches(shard_dir: str, seq_len: int, global_batch: int, num_batches: int,
                  process_index: int = 0, process_count: int = 1, vocab_rows: int | None = None,
-                 packing: str = "concat", shards: int | None = None, verify: str = "size"
-                 ) -> list[dict[str, np.ndarray]]:
+                 packing: str = "concat", shards: int | None = None, verify: str = "size",
+                 setting: str = "data.eval_dir") -> list[dict[str, np.ndarray]]:
     """Up to `num_batches` held-out batches (this process's rows), the same at every evaluation.
 
     Sharded like training data (documents in file order), so the evaluated global batches
     do not depend on the number of processes.
     """
-    docs = _documents(shard_dir, vocab_rows, verify=verify, setting="data.eval_dir")
+    docs = _documents(shard_dir, vocab_rows, verify=verify, setting=setting)
     rows = _sharded(docs, seq_len, global_batch, shards, process_index, process_count, packing,
                     repeat=False)
     batches = list(itertools.islice(rows, num_batches))
     if not batches:
-        raise ShardError(f"The held-out set {shard_dir} (data.eval_dir) is too small for one batch of "
+        raise ShardError(f"The held-out set {shard_dir} ({setting}) is too small for one batch of "
                          f"{global_batch} x {seq_len + 1} tokens; lower train.global_batch or add data.")
     return batches

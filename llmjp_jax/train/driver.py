@@ -120,13 +120,14 @@ class Driver:
         t, row = self.t, {}
         if done % t.log_every == 0 or done == t.steps:
             row = self._row(metrics, counts)
-        if self.evaluate and (done % t.eval_every == 0 or done == t.steps):
-            row["eval_loss"] = self.evaluate(state["params"])
+        evaluated = bool(self.evaluate) and (done % t.eval_every == 0 or done == t.steps)
+        if evaluated:
+            row.update(self.evaluate(state["params"]))
         if row:
             self.last_row = {"step": done, "tokens": done * t.global_batch * t.seq_len, **row}
             self.writer.write(self.last_row)
         saved = self._save(state, done, data_state, force=done == t.steps or bool(stop))
-        if saved or "eval_loss" in row:  # step times exclude evaluation and saving
+        if saved or evaluated:  # step times exclude evaluation and saving
             counts.timed_steps, counts.since = 0, time.perf_counter()
         return bool(row)
 

@@ -22,8 +22,8 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from llmjp_jax.config import ConfigError, parse_ranges, validate
-from llmjp_jax.data.loader import BATCH_KEYS, eval_batches, train_dataset
-from llmjp_jax.data.manifest import ShardError, load_manifest
+from llmjp_jax.data.loader import BATCH_KEYS, train_dataset
+from llmjp_jax.data.manifest import ShardError
 from llmjp_jax.data.mixture import load_mixture, mixture_table
 from llmjp_jax.log import get_logger
 from llmjp_jax.model import LlamaConfig
@@ -31,20 +31,21 @@ from llmjp_jax.model.attention import splash_block
 from llmjp_jax.model.hf import load_hf
 from llmjp_jax.optim import make_optimizer, make_schedule
 from llmjp_jax.parallel import LOGICAL_RULES, batch_sharding, make_mesh
-from llmjp_jax.parallel.distributed import broadcast_json, global_min
+from llmjp_jax.parallel.distributed import broadcast_json
 from llmjp_jax.parallel.mesh import dcn_degrees
 from llmjp_jax.parallel.pipeline import Pipeline, schedule_from_config
 from llmjp_jax.train import checkpoint, rundir
 from llmjp_jax.train.allocator import cpu_allocator_advice, current_allocator
 from llmjp_jax.train.driver import Driver, LossSpikeError
 from llmjp_jax.train.errors import DiskFullError, disk_full, memory_advice, out_of_memory
+from llmjp_jax.train.evaluation import make_evaluator
 from llmjp_jax.train.flops import peak_flops
 from llmjp_jax.train.guard import SkipPlan, SpikeTracker
 from llmjp_jax.train.metrics import MetricsWriter
 from llmjp_jax.train.monitor import Monitor
 from llmjp_jax.train.signals import StopSignals
 from llmjp_jax.train.state import init_state, state_spec
-from llmjp_jax.train.step import make_eval_step, make_train_step, skip_step
+from llmjp_jax.train.step import make_train_step, skip_step
 
 log = get_logger()
 
@@ -228,40 +229,6 @@ class Run:
 
         return jax.jit(skip, out_shardings=(self.spec.shardings, None), donate_argnums=0)
 
-    def _evaluator(self):
-        t, eval_dir = self.cfg.train, self.cfg.data.eval_dir
-        if not eval_dir or not t.eval_every:
-            return None
-        self._check_eval_tokenizer(eval_dir)
-        local = eval_batches(eval_dir, t.seq_len, t.global_batch, t.eval_batches, jax.process_index(),
-                             jax.process_count(), self.model_cfg.padded_vocab, self.cfg.data.packing,
-                             self.cfg.data.loader_shards, self.cfg.data.get("verify_shards", "size"))
-        # Each process's loader shards may run out after a different number of batches; every
-        # process must run the same number of (collective) eval steps: the fewest, which is
-        # what a single process reading all shards would get.
-        count = global_min(len(local))
-        batches = [self.globalise(b) for b in local[:count]]
-        evaluate = jax.jit(make_eval_step(self.spec.graphdef, self.pipeline, t.loss_chunk))
-
-        def run(params) -> float:
-            # One batch at a time, summed on the host: many evaluations in flight at once (each
-            # with its cross-process all-reduce) deadlocked two CPU processes.
-            sums = np.array([jax.device_get(evaluate(params, b)) for b in batches], np.float64)
-            return float(sums[:, 0].sum() / sums[:, 1].sum())
-
-        return run
-
-    def _check_eval_tokenizer(self, eval_dir: str):
-        """The held-out set must be tokenized as the training data is, or its loss means nothing
-        (the same vocabulary size is not enough)."""
-        made_with = load_manifest(eval_dir, setting="data.eval_dir")["tokenizer"]
-        if made_with["sha256"] != self.tokenizer["sha256"]:
-            raise ShardError(
-                f"data.eval_dir={eval_dir} was tokenized with {made_with['path']} (sha256 "
-                f"{made_with['sha256'][:12]}...), the training data with {self.tokenizer['path']} "
-                f"(sha256 {self.tokenizer['sha256'][:12]}...): tokenize the held-out text with the "
-                "training tokenizer, or set data.eval_dir to a set made with it.")
-
     # ---- the run ---------------------------------------------------------------------------
 
     def _lock(self) -> rundir.WorkdirLock | None:
@@ -298,7 +265,8 @@ class Run:
     def _train(self, t, lock) -> dict:
         # The data (train and held-out) is checked before anything is restored or compiled: a bad
         # data.* setting stops the run in seconds, before orbax starts its background threads.
-        data_iter, evaluate = self._data_iter(), self._evaluator()
+        data_iter = self._data_iter()
+        evaluate = make_evaluator(self)
         events = rundir.EventLog(self.workdir, enabled=self.main)
         keep = checkpoint.KeepSteps()
         manager = checkpoint.make_manager(rundir.checkpoints_dir(self.workdir), t, keep)

@@ -65,8 +65,8 @@ class MetricsWriter:
                            ("data_skipped_steps", "data skipped")):
             if row.get(key):
                 parts.append(f"{label} {row[key]}")
-        if "eval_loss" in row:
-            parts.append(f"eval_loss {row['eval_loss']:.4f}")
+        parts += [f"{key} {value:.4f}" for key, value in row.items()
+                  if key.startswith(("eval_loss", "mc_acc/"))]
         return " | ".join(parts)
 
     def close(self):
