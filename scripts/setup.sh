@@ -31,4 +31,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 spec="."
 if [ -n "${1:-}" ]; then spec=".[$1]"; fi
+# The test and hf extras pin torch==2.13.0. PyPI has only its CUDA build for Python 3.12 (a 5.6 GB
+# venv, what CI installs: it reaches PyPI alone); TORCH_INDEX_URL (e.g. PyTorch's CPU index)
+# installs torch from there first, and the pin is then already met.
+if [ -n "${TORCH_INDEX_URL:-}" ] && [[ "${1:-}" =~ (test|hf) ]]; then
+  .venv/bin/pip install --quiet "torch==2.13.0" --index-url "$TORCH_INDEX_URL"
+fi
 .venv/bin/pip install --quiet -e "$spec"
