@@ -2,9 +2,9 @@
 
 Accelerators: dense bf16 peak per chip from the vendors' data sheets. CPUs have
 no data sheet figure that XLA reaches, so the peak is measured: the best
-matmul throughput of this host in the model's compute dtype (bfloat16 matmuls run about twice
-as fast as float32 on CPUs with AVX512-BF16: against the float32 peak, a bfloat16 model read
-over 100% MFU).
+matmul throughput of this host in the model's compute dtype (on CPUs with AVX512-BF16, bfloat16
+matmuls outrun float32 ones, and against the float32 peak a bfloat16 model read over 100% MFU;
+benchmarks/RESULTS.md).
 """
 
 import time
