@@ -10,8 +10,7 @@ import math
 
 from ml_collections import ConfigDict, config_dict
 
-from llmjp_jax.data.loader import LOADER_SHARDS, PACKINGS
-from llmjp_jax.data.manifest import VERIFY
+from llmjp_jax.data import settings as data_settings
 from llmjp_jax.errors import UserError
 from llmjp_jax.model.config import ATTENTION, DERIVED_FIELDS, DTYPES, REMAT_POLICIES, LlamaConfig
 from llmjp_jax.optim import DECAY_SHAPES, SCHEDULES, wsd_decay_start
@@ -65,7 +64,7 @@ def default_config() -> ConfigDict:
     # record count: "sha256" hashes every shard, "auto" does so for up to 2 GiB of shards.
     # data.eval: {name: dir}, named held-out sets (eval_loss/<name>), replacing data.eval_dir.
     c.data = dict(train_dir="runs/data/train", eval_dir=config_dict.placeholder(str), eval={}, mixture={},
-                  packing="concat", loader_shards=LOADER_SHARDS, verify_shards="auto")
+                  packing="concat", loader_shards=data_settings.LOADER_SHARDS, verify_shards="auto")
     # mesh.pipeline > 1 splits the layers into that many stages (llmjp_jax/parallel/pipeline.py);
     # pipeline_repeats > 1 makes the schedule circular; pipeline_microbatches (0: = stages) is
     # how many pieces each step's batch is cut into for the pipeline.
@@ -129,15 +128,10 @@ def validate(cfg: ConfigDict, num_devices: int, num_processes: int = 1) -> dict[
     _check(t.steps > 0 and t.log_every > 0 and t.checkpoint_every > 0,
            "train.steps, train.log_every and train.checkpoint_every must be positive.")
     _check_resilience(t)
-    loader = cfg.data.loader_shards
-    _check(loader > 0 and t.global_batch % loader == 0,
-           f"data.loader_shards={loader} must be positive and divide train.global_batch={t.global_batch}.")
-    _check(loader % num_processes == 0,
-           f"data.loader_shards={loader} is not divisible by the {num_processes} JAX processes; "
-           "set it to a multiple of the process count.")
-    _check(cfg.data.packing in PACKINGS, f"data.packing={cfg.data.packing!r}: choose one of {PACKINGS}.")
-    _check(cfg.data.get("verify_shards", "size") in VERIFY,
-           f"data.verify_shards={cfg.data.get('verify_shards')!r}: choose one of {VERIFY}.")
+    try:
+        data_settings.check(cfg.data, t.global_batch, num_processes)
+    except UserError as e:
+        raise ConfigError(str(e)) from e
     _check(o.schedule in SCHEDULES, f"optim.schedule={o.schedule!r}: choose one of {SCHEDULES}.")
     _check(0 <= o.warmup_steps <= t.steps,
            f"optim.warmup_steps={o.warmup_steps} must lie within train.steps={t.steps}.")

@@ -23,6 +23,7 @@ import numpy as np
 from llmjp_jax.data.manifest import ShardError, load_manifest, shard_paths
 from llmjp_jax.data.megatron_subset import megatron_documents
 from llmjp_jax.data.mixture import Subset, check_level, one_pass
+from llmjp_jax.data.settings import LOADER_SHARDS, PACKINGS
 from llmjp_jax.data.shards import decode_record
 from llmjp_jax.errors import UserError
 
@@ -85,9 +86,6 @@ def _full_row(row: dict[str, np.ndarray]) -> bool:
     return bool(row["real"].all())
 
 
-# The arrays each packing puts in a batch, every one [batch, seq_len + 1] int32.
-BATCH_KEYS = {"concat": ("tokens",), "first_fit": ("tokens", "segment_ids", "positions")}
-PACKINGS = tuple(BATCH_KEYS)
 
 
 def _pack(docs: grain.IterDataset, seq_len: int, batch: int, packing: str = "concat") -> grain.IterDataset:
@@ -125,9 +123,6 @@ def _first_fit(docs: grain.IterDataset, seq_len: int) -> grain.IterDataset:
         pieces, length_struct={"tokens": seq_len + 1}, num_packing_bins=16, shuffle_bins=False)
     return packed.map(lambda r: {"tokens": r["tokens"], "segment_ids": r["tokens_segment_ids"],
                                  "positions": r["tokens_positions"]})
-
-
-LOADER_SHARDS = 8  # the default of data.loader_shards
 
 
 def owned_shards(shards: int, process_index: int, process_count: int) -> range:

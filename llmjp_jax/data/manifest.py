@@ -13,13 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from llmjp_jax.data.settings import AUTO_SHA256_BYTES
 from llmjp_jax.data.shards import count_records, read_records
 from llmjp_jax.errors import MissingFileError, UserError
 from llmjp_jax.files import file_sha256, write_json
 
 MANIFEST = "manifest.json"
-VERIFY = ("auto", "size", "sha256")  # data.verify_shards
-AUTO_SHA256_BYTES = 2 << 30  # "auto" hashes the shards at start-up up to this much data
 
 
 class ShardError(UserError):
