@@ -6,16 +6,15 @@ the setting to change.
 """
 
 import dataclasses
-import math
 
 from ml_collections import ConfigDict, config_dict
 
+from llmjp_jax import optim
 from llmjp_jax.data import settings as data_settings
-from llmjp_jax.errors import UserError
-from llmjp_jax.model.config import ATTENTION, DERIVED_FIELDS, DTYPES, REMAT_POLICIES, LlamaConfig
-from llmjp_jax.optim import DECAY_SHAPES, SCHEDULES, wsd_decay_start
-from llmjp_jax.parallel.mesh import dcn_degrees, resolve_degrees
-from llmjp_jax.parallel.pipeline import schedule_from_config
+from llmjp_jax.errors import ConfigError, UserError, require
+from llmjp_jax.model import config as model_config
+from llmjp_jax.model.config import DERIVED_FIELDS, LlamaConfig
+from llmjp_jax.parallel import mesh, pipeline
 
 # The shape of the default model (a tiny one); every other model.* default is LlamaConfig's own.
 TINY_MODEL = dict(vocab_size=32_000, num_layers=2, hidden=128, ffn=384, num_heads=4, num_kv_heads=4)
@@ -75,76 +74,38 @@ def default_config() -> ConfigDict:
     return c
 
 
-class ConfigError(UserError):
-    """A setting that cannot work; the message names it."""
-
-
-def _check(ok: bool, message: str):
-    if not ok:
-        raise ConfigError(message)
-
-
 def validate(cfg: ConfigDict, num_devices: int, num_processes: int = 1) -> dict[str, int]:
-    """Raises ConfigError naming the setting to change; returns the mesh degrees."""
-    m, o, t = cfg.model, cfg.optim, cfg.train
-    try:
-        mc = LlamaConfig.from_dict(m)
-    except TypeError as e:
-        raise ConfigError(f"config.model: {e}") from e
-    _check(m.dtype in DTYPES, f"model.dtype={m.dtype!r}: choose one of {tuple(DTYPES)}.")
-    _check(m.attention in ATTENTION, f"model.attention={m.attention!r}: choose one of {ATTENTION}.")
-    _check(m.remat in REMAT_POLICIES, f"model.remat={m.remat!r}: choose one of {REMAT_POLICIES}.")
-    _check(m.num_heads % m.num_kv_heads == 0,
-           f"model.num_kv_heads={m.num_kv_heads} must divide model.num_heads={m.num_heads}.")
-    _check(m.head_dim or m.hidden % m.num_heads == 0,
-           f"model.num_heads={m.num_heads} does not divide model.hidden={m.hidden}; set model.head_dim.")
-    _check(mc.dh % 2 == 0, f"head dimension {mc.dh} must be even for RoPE (model.head_dim).")
-    try:
-        degrees = resolve_degrees(cfg.mesh, num_devices)
-        dcn_degrees(cfg.mesh, degrees)
-    except ValueError as e:
-        raise ConfigError(str(e)) from e
-    tp, shards = degrees["tensor"], degrees["data"] * degrees["fsdp"]
-    for name, size in (("num_heads", m.num_heads), ("num_kv_heads", m.num_kv_heads), ("ffn", m.ffn)):
-        _check(size % tp == 0, f"mesh.tensor={tp} does not divide model.{name}={size}.")
-    _check(mc.padded_vocab % tp == 0,
-           f"mesh.tensor={tp} does not divide the padded vocabulary {mc.padded_vocab}; "
-           "raise model.vocab_multiple.")
-    _check(m.hidden % degrees["fsdp"] == 0,
-           f"mesh.fsdp={degrees['fsdp']} does not divide model.hidden={m.hidden}.")
-    _check(t.global_batch % t.microbatches == 0,
-           f"train.microbatches={t.microbatches} does not divide train.global_batch={t.global_batch}.")
-    micro = t.global_batch // t.microbatches
-    _check(micro % shards == 0,
-           f"A microbatch of {micro} sequences (train.global_batch / train.microbatches) cannot be "
-           f"split over mesh.data x mesh.fsdp = {shards} devices; change train.global_batch, "
-           "train.microbatches, mesh.data or mesh.fsdp.")
+    """Raises ConfigError naming the setting to change; returns the mesh degrees.
+
+    Each section's checks live beside the code they protect (model/config.py, parallel/mesh.py,
+    parallel/pipeline.py, optim.py, data/settings.py); the train.* ones, which only this file
+    defines, are below."""
+    mc = model_config.check(cfg.model)
+    degrees = mesh.resolve_degrees(cfg.mesh, num_devices)
+    mesh.dcn_degrees(cfg.mesh, degrees)
+    mesh.check_model_split(mc, degrees)
+    micro = _check_batch(cfg.train, degrees, num_processes)
     if degrees["pipeline"] > 1 or cfg.mesh.get("pipeline_repeats", 1) > 1:
-        _check_pipeline(cfg, degrees, micro, shards)
-    _check(t.global_batch % num_processes == 0,
-           f"train.global_batch={t.global_batch} is not divisible by the {num_processes} processes.")
-    _check(t.loss_chunk >= 0 and (t.loss_chunk == 0 or t.seq_len % t.loss_chunk == 0),
-           f"train.loss_chunk={t.loss_chunk} must divide train.seq_len={t.seq_len} (0: no chunks).")
-    _check(t.steps > 0 and t.log_every > 0 and t.checkpoint_every > 0,
-           "train.steps, train.log_every and train.checkpoint_every must be positive.")
-    _check_resilience(t)
-    try:
-        data_settings.check(cfg.data, t.global_batch, num_processes)
-    except UserError as e:
-        raise ConfigError(str(e)) from e
-    _check(o.schedule in SCHEDULES, f"optim.schedule={o.schedule!r}: choose one of {SCHEDULES}.")
-    _check(0 <= o.warmup_steps <= t.steps,
-           f"optim.warmup_steps={o.warmup_steps} must lie within train.steps={t.steps}.")
-    if o.schedule == "wsd":
-        _check(o.decay_shape in DECAY_SHAPES,
-               f"optim.decay_shape={o.decay_shape!r}: choose one of {DECAY_SHAPES}.")
-        _check(o.decay_steps > 0, "optim.schedule='wsd' needs optim.decay_steps > 0.")
-        start = wsd_decay_start(o, t.steps)
-        _check(o.warmup_steps <= start,
-               f"The WSD decay would start at step {start}, before warmup ends at "
-               f"optim.warmup_steps={o.warmup_steps}; change optim.decay_steps or optim.decay_start.")
-    _check(math.isfinite(o.peak_lr) and o.peak_lr > 0, f"optim.peak_lr={o.peak_lr} must be positive.")
+        pipeline.check_config(cfg.mesh, degrees, mc.num_layers, micro)
+    _check_train(cfg.train)
+    data_settings.check(cfg.data, cfg.train.global_batch, num_processes)
+    optim.check(cfg.optim, cfg.train.steps)
     return degrees
+
+
+def _check_batch(t, degrees: dict[str, int], num_processes: int) -> int:
+    """The sequences per microbatch, after checking they split over the devices and processes."""
+    shards = degrees["data"] * degrees["fsdp"]
+    require(t.global_batch % t.microbatches == 0,
+            f"train.microbatches={t.microbatches} does not divide train.global_batch={t.global_batch}.")
+    micro = t.global_batch // t.microbatches
+    require(micro % shards == 0,
+            f"A microbatch of {micro} sequences (train.global_batch / train.microbatches) cannot be "
+            f"split over mesh.data x mesh.fsdp = {shards} devices; change train.global_batch, "
+            "train.microbatches, mesh.data or mesh.fsdp.")
+    require(t.global_batch % num_processes == 0,
+            f"train.global_batch={t.global_batch} is not divisible by the {num_processes} processes.")
+    return micro
 
 
 def parse_ranges(text: str | None, setting: str = "train.skip_steps") -> list[tuple[int, int]]:
@@ -166,34 +127,23 @@ def parse_ranges(text: str | None, setting: str = "train.skip_steps") -> list[tu
     return ranges
 
 
-def _check_resilience(t):
+def _check_train(t):
+    require(t.loss_chunk >= 0 and (t.loss_chunk == 0 or t.seq_len % t.loss_chunk == 0),
+            f"train.loss_chunk={t.loss_chunk} must divide train.seq_len={t.seq_len} (0: no chunks).")
+    require(t.steps > 0 and t.log_every > 0 and t.checkpoint_every > 0,
+            "train.steps, train.log_every and train.checkpoint_every must be positive.")
     try:
         parse_ranges(t.get("skip_steps"))
-    except ValueError as e:
+    except UserError as e:
         raise ConfigError(str(e)) from e
-    _check(t.get("hang_timeout_s", 0) >= 0, "train.hang_timeout_s must be >= 0 (0: never time out).")
+    require(t.get("hang_timeout_s", 0) >= 0, "train.hang_timeout_s must be >= 0 (0: never time out).")
     sp = t.get("spike")
     if not sp:
         return
-    _check(sp.window >= 1 and sp.min_history >= 1,
-           "train.spike.window and train.spike.min_history must be >= 1.")
-    _check(sp.sigmas > 0 and sp.min_rise >= 0 and sp.uniform_margin >= 0,
-           "train.spike.sigmas must be positive, train.spike.min_rise and uniform_margin >= 0.")
-    _check(sp.rollback_after >= 0 and sp.max_rollbacks >= 0 and sp.skip_before >= 0,
-           "train.spike.rollback_after, max_rollbacks and skip_before must be >= 0 "
-           "(rollback_after=0: never roll back).")
-
-
-def _check_pipeline(cfg, degrees, micro: int, shards: int):
-    schedule = schedule_from_config(cfg.mesh, degrees["pipeline"])
-    _check(schedule.repeats >= 1, f"mesh.pipeline_repeats={schedule.repeats} must be >= 1.")
-    _check(schedule.stages > 1 or schedule.repeats == 1,
-           f"mesh.pipeline_repeats={schedule.repeats} needs mesh.pipeline > 1.")
-    try:
-        schedule.check(cfg.model.num_layers, micro)
-    except ValueError as e:
-        raise ConfigError(str(e)) from e
-    piece = micro // schedule.microbatches
-    _check(piece % shards == 0,
-           f"A pipeline microbatch of {piece} sequences (train.global_batch / train.microbatches / "
-           f"mesh.pipeline_microbatches) cannot be split over mesh.data x mesh.fsdp = {shards} devices.")
+    require(sp.window >= 1 and sp.min_history >= 1,
+            "train.spike.window and train.spike.min_history must be >= 1.")
+    require(sp.sigmas > 0 and sp.min_rise >= 0 and sp.uniform_margin >= 0,
+            "train.spike.sigmas must be positive, train.spike.min_rise and uniform_margin >= 0.")
+    require(sp.rollback_after >= 0 and sp.max_rollbacks >= 0 and sp.skip_before >= 0,
+            "train.spike.rollback_after, max_rollbacks and skip_before must be >= 0 "
+            "(rollback_after=0: never roll back).")

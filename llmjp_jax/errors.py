@@ -12,3 +12,13 @@ class MissingFileError(UserError, FileNotFoundError):
 
 class ExistingFileError(UserError, FileExistsError):
     """Something the user named already exists and would be overwritten."""
+
+
+class ConfigError(UserError):
+    """A setting that cannot work; the message names it."""
+
+
+def require(ok: bool, message: str):
+    """ConfigError(message) unless `ok`: the form every settings check takes."""
+    if not ok:
+        raise ConfigError(message)

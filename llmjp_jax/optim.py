@@ -4,12 +4,13 @@ Schedules are composed from optax pieces (`join_schedules`); optax has no
 warmup-stable-decay schedule and no 1-sqrt decay, so those two are written here.
 """
 
+import math
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from llmjp_jax.errors import UserError
+from llmjp_jax.errors import UserError, require
 from llmjp_jax.log import get_logger
 
 log = get_logger()
@@ -41,6 +42,23 @@ def wsd_decay_start(optim_cfg, total_steps: int) -> int:
     """First step of the WSD decay: optim.decay_start, or the last decay_steps steps."""
     start = optim_cfg.get("decay_start")
     return total_steps - optim_cfg.decay_steps if start is None else int(start)
+
+
+def check(optim_cfg, total_steps: int):
+    """ConfigError naming the optim.* setting that cannot work for a run of `total_steps`."""
+    o = optim_cfg
+    require(o.schedule in SCHEDULES, f"optim.schedule={o.schedule!r}: choose one of {SCHEDULES}.")
+    require(0 <= o.warmup_steps <= total_steps,
+            f"optim.warmup_steps={o.warmup_steps} must lie within train.steps={total_steps}.")
+    if o.schedule == "wsd":
+        require(o.decay_shape in DECAY_SHAPES,
+                f"optim.decay_shape={o.decay_shape!r}: choose one of {DECAY_SHAPES}.")
+        require(o.decay_steps > 0, "optim.schedule='wsd' needs optim.decay_steps > 0.")
+        start = wsd_decay_start(o, total_steps)
+        require(o.warmup_steps <= start,
+                f"The WSD decay would start at step {start}, before warmup ends at "
+                f"optim.warmup_steps={o.warmup_steps}; change optim.decay_steps or optim.decay_start.")
+    require(math.isfinite(o.peak_lr) and o.peak_lr > 0, f"optim.peak_lr={o.peak_lr} must be positive.")
 
 
 def make_schedule(optim_cfg, total_steps: int):

@@ -25,7 +25,7 @@ from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from llmjp_jax.cli.common import config_or_usage, run  # noqa: E402
-from llmjp_jax.config import ConfigError  # noqa: E402
+from llmjp_jax.errors import ConfigError  # noqa: E402
 from llmjp_jax.log import get_logger  # noqa: E402
 
 log = get_logger()

@@ -233,13 +233,18 @@ def _subset_documents(subset: Subset) -> grain.MapDataset:
 def eval_batches(shard_dir: str, seq_len: int, global_batch: int, num_batches: int,
                  process_index: int = 0, process_count: int = 1, vocab_rows: int | None = None,
                  packing: str = "concat", shards: int | None = None, verify: str = "size",
-                 setting: str = "data.eval_dir") -> list[dict[str, np.ndarray]]:
+                 setting: str = "data.eval_dir", manifest: dict | None = None
+                 ) -> list[dict[str, np.ndarray]]:
     """Up to `num_batches` held-out batches (this process's rows), the same at every evaluation.
 
     Sharded like training data (documents in file order), so the evaluated global batches
-    do not depend on the number of processes.
+    do not depend on the number of processes. `manifest`: the folder's, already read and checked
+    by the caller (load_manifest with these vocab_rows and verify), so it is not read again.
     """
-    docs = _documents(shard_dir, vocab_rows, verify=verify, setting=setting)
+    if manifest is None:
+        docs = _documents(shard_dir, vocab_rows, verify=verify, setting=setting)
+    else:
+        docs = _source(shard_dir, manifest)
     rows = _sharded(docs, seq_len, global_batch, shards, process_index, process_count, packing,
                     repeat=False)
     batches = list(itertools.islice(rows, num_batches))

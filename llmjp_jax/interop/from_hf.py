@@ -15,8 +15,8 @@ import shutil
 import jax
 from ml_collections import ConfigDict
 
-from llmjp_jax.config import ConfigError, default_config
-from llmjp_jax.errors import ExistingFileError
+from llmjp_jax.config import default_config
+from llmjp_jax.errors import ConfigError, ExistingFileError
 from llmjp_jax.model import LlamaConfig
 from llmjp_jax.model.hf import load_hf, read_hf_config
 from llmjp_jax.optim import make_optimizer

@@ -4,6 +4,7 @@ import dataclasses
 
 import jax.numpy as jnp
 
+from llmjp_jax.errors import ConfigError, require
 from llmjp_jax.model.attention import IMPLEMENTATIONS, resolve
 
 ATTENTION = IMPLEMENTATIONS
@@ -98,3 +99,21 @@ class LlamaConfig:
         matmul_params += self.padded_vocab * self.hidden  # output head (tied or not)
         attention = 12 * self.num_layers * self.num_heads * self.dh * seq_len
         return 6 * matmul_params + attention
+
+
+def check(model_cfg) -> LlamaConfig:
+    """The LlamaConfig of config.model; ConfigError naming the model.* setting that cannot work."""
+    m = model_cfg
+    try:
+        mc = LlamaConfig.from_dict(m)
+    except TypeError as e:
+        raise ConfigError(f"config.model: {e}") from e
+    require(m.dtype in DTYPES, f"model.dtype={m.dtype!r}: choose one of {tuple(DTYPES)}.")
+    require(m.attention in ATTENTION, f"model.attention={m.attention!r}: choose one of {ATTENTION}.")
+    require(m.remat in REMAT_POLICIES, f"model.remat={m.remat!r}: choose one of {REMAT_POLICIES}.")
+    require(m.num_heads % m.num_kv_heads == 0,
+            f"model.num_kv_heads={m.num_kv_heads} must divide model.num_heads={m.num_heads}.")
+    require(m.head_dim or m.hidden % m.num_heads == 0,
+            f"model.num_heads={m.num_heads} does not divide model.hidden={m.hidden}; set model.head_dim.")
+    require(mc.dh % 2 == 0, f"head dimension {mc.dh} must be even for RoPE (model.head_dim).")
+    return mc

@@ -7,7 +7,7 @@ import numpy as np
 from jax.experimental import mesh_utils
 from jax.sharding import AxisType, Mesh
 
-from llmjp_jax.errors import UserError
+from llmjp_jax.errors import ConfigError, require
 
 AXES = ("data", "pipeline", "fsdp", "tensor")
 
@@ -18,21 +18,21 @@ def resolve_degrees(mesh_cfg, num_devices: int) -> dict[str, int]:
     free = [a for a, d in degrees.items() if d == -1]
     bad = [a for a, d in degrees.items() if d == 0 or d < -1]
     if bad:
-        raise UserError(f"mesh.{bad[0]}={degrees[bad[0]]}: a degree must be >= 1 or -1 (the rest).")
+        raise ConfigError(f"mesh.{bad[0]}={degrees[bad[0]]}: a degree must be >= 1 or -1 (the rest).")
     if len(free) > 1:
-        raise UserError(f"Only one mesh axis may be -1, got {', '.join('mesh.' + a for a in free)}.")
+        raise ConfigError(f"Only one mesh axis may be -1, got {', '.join('mesh.' + a for a in free)}.")
     fixed = math.prod(d for d in degrees.values() if d != -1)
     if free:
         if num_devices % fixed:
             others = " x ".join(f"mesh.{a}={d}" for a, d in degrees.items() if d != -1)
-            raise UserError(
+            raise ConfigError(
                 f"mesh.{free[0]}=-1 cannot fill {num_devices} devices: {others} = {fixed} "
                 f"does not divide {num_devices}.")
         degrees[free[0]] = num_devices // fixed
     total = math.prod(degrees.values())
     if total != num_devices:
         shown = " x ".join(f"mesh.{a}={d}" for a, d in degrees.items())
-        raise UserError(
+        raise ConfigError(
             f"The mesh {shown} needs {total} devices but {num_devices} are available; "
             "change mesh.data / mesh.fsdp / mesh.tensor / mesh.pipeline (one may be -1).")
     return degrees
@@ -44,8 +44,22 @@ def dcn_degrees(mesh_cfg, degrees: dict[str, int]) -> dict[str, int]:
     dcn = {a: int(mesh_cfg.get("dcn", {}).get(a, 1)) for a in AXES}
     for a in AXES:
         if dcn[a] < 1 or degrees[a] % dcn[a]:
-            raise UserError(f"mesh.dcn.{a}={dcn[a]} must be >= 1 and divide mesh.{a}={degrees[a]}.")
+            raise ConfigError(f"mesh.dcn.{a}={dcn[a]} must be >= 1 and divide mesh.{a}={degrees[a]}.")
     return dcn
+
+
+def check_model_split(model, degrees: dict[str, int]):
+    """ConfigError unless the tensor axis divides the heads, the FFN and the padded vocabulary
+    (each is split across it) and the fsdp axis divides the hidden size (weights are split on it).
+    `model`: a LlamaConfig."""
+    tp = degrees["tensor"]
+    for name in ("num_heads", "num_kv_heads", "ffn"):
+        size = getattr(model, name)
+        require(size % tp == 0, f"mesh.tensor={tp} does not divide model.{name}={size}.")
+    require(model.padded_vocab % tp == 0, f"mesh.tensor={tp} does not divide the padded vocabulary "
+            f"{model.padded_vocab}; raise model.vocab_multiple.")
+    require(model.hidden % degrees["fsdp"] == 0,
+            f"mesh.fsdp={degrees['fsdp']} does not divide model.hidden={model.hidden}.")
 
 
 def device_grid(mesh_cfg, devices) -> np.ndarray:
@@ -67,7 +81,7 @@ def device_grid(mesh_cfg, devices) -> np.ndarray:
     granules = len({d.slice_index if by_slice else d.process_index for d in devices})
     if granules != math.prod(dcn.values()):
         shown = " x ".join(f"mesh.dcn.{a}={dcn[a]}" for a in AXES)
-        raise UserError(f"{shown} = {math.prod(dcn.values())} granules, but the devices span {granules} "
+        raise ConfigError(f"{shown} = {math.prod(dcn.values())} granules, but the devices span {granules} "
                          f"{'TPU slices' if by_slice else 'processes'}; make them equal.")
     ici = tuple(degrees[a] // dcn[a] for a in AXES)
     return mesh_utils.create_hybrid_device_mesh(

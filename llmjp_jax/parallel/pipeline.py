@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec as P
 
-from llmjp_jax.errors import UserError
+from llmjp_jax.errors import ConfigError, require
 
 AXIS = "pipeline"
 
@@ -44,18 +44,18 @@ class PipelineSchedule:
         return (self.stages - 1) / self.iterations
 
     def check(self, num_layers: int, batch: int):
-        """Raises ValueError naming the setting when the schedule cannot run."""
+        """Raises ConfigError naming the setting when the schedule cannot run."""
         s, r, m = self.stages, self.repeats, self.microbatches
         if num_layers % (s * r):
-            raise UserError(f"model.num_layers={num_layers} is not divisible by mesh.pipeline={s} x "
+            raise ConfigError(f"model.num_layers={num_layers} is not divisible by mesh.pipeline={s} x "
                              f"mesh.pipeline_repeats={r}.")
         if m < s:
-            raise UserError(f"mesh.pipeline_microbatches={m} must be at least mesh.pipeline={s} "
+            raise ConfigError(f"mesh.pipeline_microbatches={m} must be at least mesh.pipeline={s} "
                              "(every stage needs a microbatch to work on).")
         if m % s:
-            raise UserError(f"mesh.pipeline_microbatches={m} must be a multiple of mesh.pipeline={s}.")
+            raise ConfigError(f"mesh.pipeline_microbatches={m} must be a multiple of mesh.pipeline={s}.")
         if batch % m:
-            raise UserError(f"mesh.pipeline_microbatches={m} does not divide the {batch} sequences "
+            raise ConfigError(f"mesh.pipeline_microbatches={m} does not divide the {batch} sequences "
                              "of a step (train.global_batch / train.microbatches).")
 
 
@@ -63,6 +63,20 @@ def schedule_from_config(mesh_cfg, stages: int) -> PipelineSchedule:
     """mesh.pipeline_repeats and mesh.pipeline_microbatches (0: as many as stages)."""
     microbatches = int(mesh_cfg.get("pipeline_microbatches", 0)) or stages
     return PipelineSchedule(stages, int(mesh_cfg.get("pipeline_repeats", 1)), microbatches)
+
+
+def check_config(mesh_cfg, degrees: dict[str, int], num_layers: int, micro: int):
+    """ConfigError naming the mesh.pipeline* setting that cannot run `micro` sequences per step
+    (train.global_batch / train.microbatches) over these mesh degrees."""
+    schedule = schedule_from_config(mesh_cfg, degrees["pipeline"])
+    require(schedule.repeats >= 1, f"mesh.pipeline_repeats={schedule.repeats} must be >= 1.")
+    require(schedule.stages > 1 or schedule.repeats == 1,
+            f"mesh.pipeline_repeats={schedule.repeats} needs mesh.pipeline > 1.")
+    schedule.check(num_layers, micro)
+    piece, shards = micro // schedule.microbatches, degrees["data"] * degrees["fsdp"]
+    require(piece % shards == 0,
+            f"A pipeline microbatch of {piece} sequences (train.global_batch / train.microbatches / "
+            f"mesh.pipeline_microbatches) cannot be split over mesh.data x mesh.fsdp = {shards} devices.")
 
 
 class Pipeline:

@@ -15,7 +15,8 @@ import copy
 import math
 import re
 
-from llmjp_jax.config import ConfigError, validate
+from llmjp_jax.config import validate
+from llmjp_jax.errors import ConfigError
 from llmjp_jax.plan.layout import AXES, Layout
 
 REMATS = ("full", "save_dots", "none")

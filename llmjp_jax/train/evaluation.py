@@ -15,11 +15,11 @@ import jax
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-from llmjp_jax.config import ConfigError
 from llmjp_jax.data.loader import eval_batches
 from llmjp_jax.data.manifest import ShardError, load_manifest
 from llmjp_jax.data.mixture import check_level
 from llmjp_jax.data.tokenizer import Tokenizer
+from llmjp_jax.errors import ConfigError
 from llmjp_jax.log import get_logger
 from llmjp_jax.parallel.distributed import global_min
 from llmjp_jax.train import rundir
@@ -52,10 +52,12 @@ def held_out_sets(data_cfg) -> list[HeldOut]:
     return [HeldOut("", eval_dir, "data.eval_dir")] if eval_dir else []
 
 
-def check_held_out(held_out: HeldOut, train_tokenizer: dict):
-    """A held-out set may be evaluated only if its level allows (LZ never) and it is tokenized as
-    the training data is, or its loss means nothing (the same vocabulary size is not enough)."""
-    manifest = load_manifest(held_out.directory, setting=held_out.setting)
+def check_held_out(held_out: HeldOut, train_tokenizer: dict, vocab_rows: int | None = None,
+                   verify: str = "size") -> dict:
+    """The held-out set's manifest, checked: its shards (as load_manifest checks them), its level
+    (LZ is never evaluated) and its tokenizer, which must be the training data's, or its loss means
+    nothing (the same vocabulary size is not enough)."""
+    manifest = load_manifest(held_out.directory, vocab_rows, verify, held_out.setting)
     check_level(held_out.setting, manifest.get("release_level", ""), training=False)
     made_with = manifest["tokenizer"]
     if made_with["sha256"] != train_tokenizer["sha256"]:
@@ -64,6 +66,7 @@ def check_held_out(held_out: HeldOut, train_tokenizer: dict):
             f"{made_with['sha256'][:12]}...), the training data with {train_tokenizer['path']} "
             f"(sha256 {train_tokenizer['sha256'][:12]}...): tokenize the held-out text with the "
             f"training tokenizer, or set {held_out.setting} to a set made with it.")
+    return manifest
 
 
 def loss_metrics(sums: dict[str, tuple[float, float]]) -> dict[str, float]:
@@ -78,10 +81,10 @@ class Evaluator:
     """evaluator(params) -> the metrics of one evaluation (see the module docstring)."""
 
     def __init__(self, run, held_out: list[HeldOut], tasks: dict[str, str]):
-        t = run.cfg.train
-        for s in held_out:
-            check_held_out(s, run.tokenizer)
-        self.batches = {s.name: self._batches(run, s) for s in held_out}
+        t, verify = run.cfg.train, run.cfg.data.get("verify_shards", "size")
+        manifests = [check_held_out(s, run.tokenizer, run.model_cfg.padded_vocab, verify)
+                     for s in held_out]
+        self.batches = {s.name: self._batches(run, s, m) for s, m in zip(held_out, manifests)}
         self.evaluate = jax.jit(make_eval_step(run.spec.graphdef, run.pipeline, t.loss_chunk))
         self.tasks = _encoded_tasks(run, tasks)
         replicated = NamedSharding(run.mesh, PartitionSpec())
@@ -90,11 +93,11 @@ class Evaluator:
         self.rows = t.global_batch  # a multiple of the batch-sharding degree (config.validate)
 
     @staticmethod
-    def _batches(run, s: HeldOut) -> list:
+    def _batches(run, s: HeldOut, manifest: dict) -> list:
         t, data = run.cfg.train, run.cfg.data
         local = eval_batches(s.directory, t.seq_len, t.global_batch, t.eval_batches, jax.process_index(),
-                             jax.process_count(), run.model_cfg.padded_vocab, data.packing,
-                             data.loader_shards, data.get("verify_shards", "size"), s.setting)
+                             jax.process_count(), packing=data.packing, shards=data.loader_shards,
+                             setting=s.setting, manifest=manifest)
         # Each process's loader shards may run out after a different number of batches; every
         # process must run the same number of (collective) eval steps per set: the fewest, which
         # is what a single process reading all shards would get.

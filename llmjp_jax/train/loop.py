@@ -21,11 +21,12 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from llmjp_jax.config import ConfigError, parse_ranges, validate
+from llmjp_jax.config import parse_ranges, validate
 from llmjp_jax.data.loader import train_dataset
 from llmjp_jax.data.manifest import ShardError
 from llmjp_jax.data.mixture import load_mixture, mixture_table
 from llmjp_jax.data.settings import BATCH_KEYS
+from llmjp_jax.errors import ConfigError
 from llmjp_jax.log import get_logger
 from llmjp_jax.model import LlamaConfig
 from llmjp_jax.model.attention import splash_block
