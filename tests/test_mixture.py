@@ -119,3 +119,10 @@ def test_repeats_zero_leaves_a_subset_out(tmp_path, subsets_dir):
     assert [s.name for s in subsets] == ["a"]
     with pytest.raises(ValueError, match=r"data.mixture.a.repeats=-1.0 must be positive"):
         load_mixture(_data({"a": {"dir": subsets_dir["a"], "repeats": -1}}))
+
+
+def test_a_missing_subset_names_its_setting(tmp_path, subsets_dir):
+    """The error names data.mixture.<name>.dir, the setting to change (it named only the folder)."""
+    missing = str(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match=r"data\.mixture\.b\.dir"):
+        load_mixture(_data({"a": {"dir": subsets_dir["a"]}, "b": {"dir": missing}}))

@@ -223,8 +223,23 @@ def test_out_of_memory_names_the_settings_to_change(corpus, tmp_path, monkeypatc
         monkeypatch.setattr(Run, "compile_step", lambda run: Compiled(run))
     cfg = small_config(corpus)
     cfg.mesh.update(data=1, fsdp=1, tensor=1)
-    message = r"does not fit in device memory\..*train\.microbatches.*train\.loss_chunk.*mesh\.fsdp"
+    message = (r"does not fit in device memory\..*train\.microbatches.*train\.loss_chunk.*mesh\.fsdp"
+               r".*train\.global_batch=8 or train\.seq_len=64 \(8 x 64 tokens per step now\)")
     if where == "step":
         message = r"XLA planned .* GiB of arguments .*" + message.split(r"\.", 1)[1]
     with pytest.raises(MemoryError, match=message):
         train(cfg, str(tmp_path), devices=jax.devices()[:1])
+
+
+def test_a_corpus_smaller_than_one_step_is_named(caplog):
+    """It trained silently, every step repeating the whole corpus (the README's own-corpus run)."""
+    from types import SimpleNamespace
+
+    from llmjp_jax.train.loop import warn_if_smaller_than_a_step
+
+    t = SimpleNamespace(global_batch=8, seq_len=63)  # 512 tokens a step
+    warn_if_smaller_than_a_step([SimpleNamespace(tokens=200, repeats=2.0)], t)
+    assert "less than one step's batch" in caplog.text and "= 512" in caplog.text
+    caplog.clear()
+    warn_if_smaller_than_a_step([SimpleNamespace(tokens=300, repeats=2.0)], t)
+    assert "less than one step" not in caplog.text

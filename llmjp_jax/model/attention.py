@@ -55,7 +55,7 @@ def causal_attention(q_BxTxNxH, k_BxSxKxH, v_BxSxKxH, segment_ids_BxT=None):
 
     The queries are cut into blocks and block i only meets keys 0 .. end of block i:
     the all-masked upper blocks are never computed (10/16 of the work with 4 blocks; the
-    attention's forward and backward about 1.4x faster on CPU at length 512).
+    attention's forward and backward 1.4x faster on CPU at length 512; benchmarks/RESULTS.md).
     """
     t = q_BxTxNxH.shape[1]
     visible_BxTxS = jnp.tril(jnp.ones((t, t), bool))[None]
@@ -78,7 +78,7 @@ def attend(q_BxTxNxH, k_BxSxKxH, v_BxSxKxH, visible_BxTxS):
     """Softmax attention written with einsums; query head n uses KV head n // (N / K).
 
     XLA compiles this well on every platform (on CPU about 1.5x faster than
-    jax.nn.dot_product_attention's reference path).
+    jax.nn.dot_product_attention's reference path; benchmarks/RESULTS.md).
     """
     b, t, n, h = q_BxTxNxH.shape
     kv = k_BxSxKxH.shape[2]

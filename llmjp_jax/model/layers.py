@@ -25,7 +25,8 @@ def dense(x, w, in_dims: int = 1):
     """Contracts the last `in_dims` axes of x with the first `in_dims` axes of w.
 
     Written as one 2-D matmul ([tokens, in] @ [in, out]) because XLA:CPU runs
-    the backward pass of the equivalent multi-axis einsum about 1.8x slower.
+    the backward pass of the equivalent multi-axis einsum about 1.8x slower
+    (benchmarks/RESULTS.md, 2026-11-23).
     """
     lead, w_in, w_out = x.shape[: x.ndim - in_dims], w.shape[:in_dims], w.shape[in_dims:]
     x_NxI = x.reshape(-1, math.prod(w_in))
