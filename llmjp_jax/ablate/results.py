@@ -34,7 +34,7 @@ def metrics_responses(plan: dict, metric: str, runs_dir: str | None = None) -> R
         step, value = _last_value(os.path.join(workdir, rundir.METRICS), metric, run["name"])
         values.append(value)
         steps[run["name"]] = step
-    return Responses(metric, "metrics.jsonl", values, _step_notes(steps))
+    return Responses(metric, rundir.METRICS, values, _step_notes(steps))
 
 
 def _last_value(path: str, metric: str, run: str) -> tuple[int, float]:

@@ -40,13 +40,13 @@ def _main(argv):
     from llmjp_jax.generate import Generator, Sampling
     from llmjp_jax.interop.export import read_run, run_tokenizer
     from llmjp_jax.model import Llama, LlamaConfig
-    from llmjp_jax.model.hf import load_hf
+    from llmjp_jax.model.hf import TOKENIZER, load_hf
 
     if bool(_WORKDIR.value) == bool(_HF_DIR.value):
         raise app.UsageError("Pass one of --workdir=RUN or --hf_dir=FOLDER.")
     if _HF_DIR.value:
         params, model_cfg = load_hf(_HF_DIR.value)
-        folder_tokenizer = os.path.join(_HF_DIR.value, "tokenizer.model")
+        folder_tokenizer = os.path.join(_HF_DIR.value, TOKENIZER)
         tokenizer_path = _TOKENIZER.value or (folder_tokenizer if os.path.isfile(folder_tokenizer) else None)
     else:
         params, cfg, _ = read_run(_WORKDIR.value, _STEP.value)

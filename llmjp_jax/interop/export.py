@@ -16,7 +16,7 @@ from llmjp_jax.interop.checkpoint_params import ParamReader, restore_params
 from llmjp_jax.interop.hf_tokenizer import save_hf_tokenizer, special_ids
 from llmjp_jax.log import get_logger
 from llmjp_jax.model import LlamaConfig, hf
-from llmjp_jax.model.hf import HFTensor
+from llmjp_jax.model.hf import TOKENIZER, HFTensor
 from llmjp_jax.train import checkpoint, rundir
 
 log = get_logger()
@@ -96,7 +96,7 @@ def export_hf(workdir: str, out_dir: str, step: int | None = None, shard_bytes: 
     if ids:
         save_hf_tokenizer(tokenizer, out_dir, cfg.train.seq_len)
     elif tokenizer:
-        shutil.copyfile(tokenizer, os.path.join(out_dir, "tokenizer.model"))
+        shutil.copyfile(tokenizer, os.path.join(out_dir, TOKENIZER))
     return step
 
 

@@ -31,10 +31,11 @@ from sentencepiece import sentencepiece_model_pb2 as pb
 from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, processors
 
 from llmjp_jax.errors import UserError
+from llmjp_jax.model.hf import TOKENIZER
 
 PIECE = pb.ModelProto.SentencePiece
 UNIGRAM = pb.TrainerSpec.UNIGRAM
-FILES = ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+FILES = (TOKENIZER, "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
 def load_proto(path: str) -> pb.ModelProto:

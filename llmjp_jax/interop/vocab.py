@@ -63,24 +63,22 @@ def extend_params(params: dict, old_tokenizer: str, added: list[str], old_vocab:
 def extend_hf(in_dir: str, new_tokenizer: str, out_dir: str) -> list[str]:
     """A Hugging Face folder (with tokenizer.model) -> the same model with the extended vocabulary."""
     import dataclasses
-    import json
     import os
 
     from llmjp_jax.interop.hf_tokenizer import save_hf_tokenizer, special_ids
-    from llmjp_jax.model.hf import load_hf, save_hf
+    from llmjp_jax.model.hf import TOKENIZER, load_hf, read_hf_config, save_hf
 
-    old_tokenizer = os.path.join(in_dir, "tokenizer.model")
+    old_tokenizer = os.path.join(in_dir, TOKENIZER)
     if not os.path.isfile(old_tokenizer):
         raise MissingFileError(f"{old_tokenizer} not found: the folder's SentencePiece model is needed.")
     params, cfg = load_hf(in_dir)
     os.makedirs(out_dir, exist_ok=True)
-    added = merge_tokenizers(old_tokenizer, new_tokenizer, os.path.join(out_dir, "tokenizer.model"))
+    merged = os.path.join(out_dir, TOKENIZER)
+    added = merge_tokenizers(old_tokenizer, new_tokenizer, merged)
     old_vocab = spm.SentencePieceProcessor(model_file=old_tokenizer).get_piece_size()
     params = extend_params(params, old_tokenizer, added, old_vocab)
     cfg = dataclasses.replace(cfg, vocab_size=params["embed"].shape[0])
-    with open(os.path.join(in_dir, "config.json")) as f:
-        max_positions = json.load(f).get("max_position_embeddings", 4096)
-    merged = os.path.join(out_dir, "tokenizer.model")
+    max_positions = read_hf_config(in_dir).get("max_position_embeddings", 4096)
     try:  # tokenizer.json etc., so that AutoTokenizer loads the extended vocabulary
         save_hf_tokenizer(merged, out_dir, max_positions)
         ids = special_ids(merged)

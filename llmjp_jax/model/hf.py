@@ -27,6 +27,8 @@ from llmjp_jax.model.config import LlamaConfig
 
 INDEX = "model.safetensors.index.json"
 SINGLE = "model.safetensors"
+CONFIG = "config.json"
+TOKENIZER = "tokenizer.model"  # the SentencePiece model, beside the weights
 SHARD_BYTES = 5 * 2**30
 DEFAULT_SPECIAL_IDS = {"bos_token_id": 1, "eos_token_id": 2}
 
@@ -131,7 +133,7 @@ def write_metadata(cfg: LlamaConfig, out_dir: str, max_positions: int, special_i
     ids = {**DEFAULT_SPECIAL_IDS, **{k: v for k, v in (special_ids or {}).items()
                                      if k in DEFAULT_SPECIAL_IDS and v is not None}}
     os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "config.json"), "w") as f:
+    with open(os.path.join(out_dir, CONFIG), "w") as f:
         json.dump({**hf_config(cfg, max_positions), **ids}, f, indent=2)
     with open(os.path.join(out_dir, "generation_config.json"), "w") as f:
         json.dump({**ids, "do_sample": False}, f, indent=2)
@@ -199,7 +201,7 @@ def config_from_hf(hf: dict, **overrides) -> LlamaConfig:
 
 def read_hf_config(folder: str) -> dict:
     """config.json of a Hugging Face Llama folder; errors name the file and what is wrong."""
-    path = os.path.join(folder, "config.json")
+    path = os.path.join(folder, CONFIG)
     if not os.path.isdir(folder):
         raise MissingFileError(f"Hugging Face folder {folder} does not exist.")
     if not os.path.isfile(path):
