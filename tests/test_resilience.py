@@ -223,3 +223,28 @@ def test_full_disk_is_reported_as_such_and_the_older_checkpoint_resumes(corpus, 
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
     train(cfg, str(workdir), devices=jax.devices()[:1])
     assert _history(workdir) == _history(straight)
+
+
+class _KeyValues:
+    """The coordination service's key-value calls the run monitor makes, in memory."""
+
+    def __init__(self):
+        self.values = {}
+
+    def key_value_set(self, key, value, allow_overwrite=False):
+        self.values[key] = value
+
+    def key_value_dir_get(self, prefix):
+        return [(k, v) for k, v in self.values.items() if k.startswith(prefix)]
+
+
+def test_the_monitor_reports_before_its_first_poll():
+    """A peer stopped within its first second had never reported, so the process left waiting
+    said only that no report could be read (test_multiprocess's hung-peer test, now and then)."""
+    from llmjp_jax.train.monitor import Monitor
+
+    monitor = Monitor(timeout_s=0, poll_s=60)
+    monitor._client = _KeyValues()
+    with monitor:
+        reports = [json.loads(v) for _, v in monitor._client.key_value_dir_get("")]
+    assert [(r["process"], r["step"]) for r in reports] == [(0, None)]

@@ -52,6 +52,9 @@ class Monitor:
 
     def __enter__(self):
         self.last_beat = time.monotonic()
+        # Published before the thread's first poll: a peer that hangs within its first second
+        # (steps of 0.1 s) had never reported, and its silence could not be told apart.
+        self._publish()
         self._thread = threading.Thread(target=self._run, name="run-monitor", daemon=True)
         self._thread.start()
         return self
@@ -114,7 +117,9 @@ class Monitor:
                          f"{p['step']}, reported {now - p['time']:.0f} s ago"
                          + (f"  <- {', '.join(flags)}" if flags else ""))
         if not lines:
-            lines.append("  (their reports could not be read: the coordinator, process 0, may be gone)")
+            why = ("none has reported yet" if self._me["process"] == 0
+                   else "the coordinator, process 0, may be gone")
+            lines.append(f"  (their reports could not be read: {why})")
         return "\nThe other processes:\n" + "\n".join(lines)
 
     def _give_up(self, idle: float):
