@@ -1,5 +1,6 @@
 """Failures that need a plain explanation: device memory exhausted, disk full."""
 
+import contextlib
 import errno
 
 
@@ -52,3 +53,30 @@ def _batch(train) -> str:
         return "lower train.global_batch or train.seq_len"
     return (f"lower train.global_batch={train.global_batch} or train.seq_len={train.seq_len} "
             f"({train.global_batch} x {train.seq_len} tokens per step now)")
+
+
+@contextlib.contextmanager
+def named_disk_full(workdir: str):
+    """Re-raises a full disk, however deep in orbax or tensorstore, as DiskFullError."""
+    try:
+        yield
+    except Exception as e:
+        if disk_full(e):
+            raise DiskFullError(workdir, e) from e
+        raise
+
+
+class MemoryAdvice:
+    """A context whose exhausted device memory becomes a MemoryError saying what to change; set
+    `compiled` once the step is compiled, so the advice can quote XLA's plan."""
+
+    def __init__(self, train):
+        self.train, self.compiled = train, None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if error is not None and isinstance(error, Exception) and out_of_memory(error):
+            raise MemoryError(memory_advice(self.compiled, self.train)) from error
+        return False

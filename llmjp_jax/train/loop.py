@@ -39,7 +39,7 @@ from llmjp_jax.parallel.pipeline import Pipeline, schedule_from_config
 from llmjp_jax.train import checkpoint, rundir
 from llmjp_jax.train.allocator import cpu_allocator_advice, current_allocator
 from llmjp_jax.train.driver import Driver, LossSpikeError
-from llmjp_jax.train.errors import DiskFullError, disk_full, memory_advice, out_of_memory
+from llmjp_jax.train.errors import DiskFullError, MemoryAdvice, named_disk_full
 from llmjp_jax.train.evaluation import make_evaluator
 from llmjp_jax.train.flops import peak_flops
 from llmjp_jax.train.guard import SkipPlan, SpikeTracker
@@ -233,8 +233,9 @@ class Run:
 
     # ---- the run ---------------------------------------------------------------------------
 
-    def _lock(self) -> rundir.WorkdirLock | None:
-        """Process 0 takes the workdir lock; every process learns whether it got it."""
+    @contextlib.contextmanager
+    def _locked(self):
+        """Process 0 holds the workdir lock for the run; every process learns whether it got it."""
         lock, error = None, None
         if self.main:
             lock = rundir.WorkdirLock(self.workdir)
@@ -245,24 +246,18 @@ class Run:
         error = broadcast_json(error)
         if error:
             raise rundir.WorkdirBusyError(error)
-        return lock
-
-    def train(self) -> dict:
-        t = self.cfg.train
-        # For MFU; on CPU it times a matmul, so only a run that trains pays for it (and outside
-        # any mesh context).
-        self.peak_flops = peak_flops(self.devices, self.model_cfg.compute_dtype)
-        lock = self._lock()
         try:
-            with self.context():
-                return self._train(t, lock)
-        except Exception as e:
-            if disk_full(e):
-                raise DiskFullError(self.workdir, e) from e
-            raise
+            yield lock
         finally:
             if lock is not None:
                 lock.release()
+
+    def train(self) -> dict:
+        # For MFU; on CPU it times a matmul, so only a run that trains pays for it (and outside
+        # any mesh context).
+        self.peak_flops = peak_flops(self.devices, self.model_cfg.compute_dtype)
+        with named_disk_full(self.workdir), self._locked() as lock, self.context():
+            return self._train(self.cfg.train, lock)
 
     def _train(self, t, lock) -> dict:
         # The data (train and held-out) is checked before anything is restored or compiled: a bad
@@ -272,34 +267,34 @@ class Run:
         events = rundir.EventLog(self.workdir, enabled=self.main)
         keep = checkpoint.KeepSteps()
         manager = checkpoint.make_manager(rundir.checkpoints_dir(self.workdir), t, keep)
-        step_fn = None
         # Signals are caught from here on (or from earlier, by the caller's StopSignals): one that
         # comes during restore or compilation stops the run after its first step, which is saved.
-        with contextlib.nullcontext(self.signals) if self.signals else StopSignals() as signals:
-            try:
-                state, start, meta = self._start(manager, data_iter, events)
-                tracker = SpikeTracker(t.spike.window, t.spike.rollback_after)
-                tracker.load(meta)
-                plan = SkipPlan(parse_ranges(t.get("skip_steps")), list(tracker.skipped))
-                step_fn = self.compile_step()
-                writer = MetricsWriter(self.workdir, start, t.steps, enabled=self.main)
-                config_json = json.loads(self.cfg.to_json())
-                try:
-                    with Monitor(t.hang_timeout_s, lock) as monitor:
-                        driver = Driver(self, step_fn, self._skip_fn(), evaluate, data_iter, manager,
-                                        keep, writer, events, signals, monitor, config_json, tracker, plan)
-                        return driver.run_steps(state, start)
-                finally:
-                    writer.close()
-            except Exception as e:
-                if not out_of_memory(e):
-                    raise
-                raise MemoryError(memory_advice(step_fn, t)) from e
-            finally:
-                manager.wait_until_finished()
-                if manager.latest_step() is not None:
-                    events.write("committed", step=manager.latest_step())
-                manager.close()
+        signals = contextlib.nullcontext(self.signals) if self.signals else StopSignals()
+        with signals as signals, _finishing(manager, events), MemoryAdvice(t) as memory:
+            state, start, meta = self._start(manager, data_iter, events)
+            tracker = SpikeTracker(t.spike.window, t.spike.rollback_after)
+            tracker.load(meta)
+            plan = SkipPlan(parse_ranges(t.get("skip_steps")), list(tracker.skipped))
+            step_fn = memory.compiled = self.compile_step()
+            writer = MetricsWriter(self.workdir, start, t.steps, enabled=self.main)
+            config_json = json.loads(self.cfg.to_json())
+            with contextlib.closing(writer), Monitor(t.hang_timeout_s, lock) as monitor:
+                driver = Driver(self, step_fn, self._skip_fn(), evaluate, data_iter, manager,
+                                keep, writer, events, signals, monitor, config_json, tracker, plan)
+                return driver.run_steps(state, start)
+
+
+@contextlib.contextmanager
+def _finishing(manager, events):
+    """Waits for the checkpoint manager's background saves, records the last committed step,
+    closes it: on every way out of the run."""
+    try:
+        yield
+    finally:
+        manager.wait_until_finished()
+        if manager.latest_step() is not None:
+            events.write("committed", step=manager.latest_step())
+        manager.close()
 
 
 def warn_if_smaller_than_a_step(subsets, t):
